@@ -1,0 +1,63 @@
+"""lossy for JAX: every loss compiled with ``jax.jit``.
+
+    import lossy_jax
+    loss = lossy_jax.cross_entropy(logits, labels, label_smoothing=0.1)
+
+Signatures are ``lossy_core``'s: arrays positional, everything else keyword.
+Structural options (``reduction``, ``ignore_index``, ``log_target``) are static;
+numeric hyperparameters (``label_smoothing``, ``beta``, ``delta``) are traced,
+so changing them does not recompile. The functions work under ``jax.grad``,
+``jax.vmap`` and inside a user's own ``jit``.
+
+Errors: bad shapes, dtypes, reductions and (Python-number) hyperparameters
+raise before compute, as in torch. A data-dependent violation -- a class index
+out of range, a binary_cross_entropy probability outside [0, 1] -- cannot raise
+inside compiled code: the affected loss is NaN (never a wrapped index or a
+silently wrong number). ``lossy_core.<name>`` on concrete jax arrays raises
+for those too.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+
+import lossy_core as _core
+from lossy_core import LossSpec
+
+__all__ = []
+
+
+def _is_python_number(value) -> bool:
+    return isinstance(value, (bool, int, float))
+
+
+def _make(spec: LossSpec):
+    jitted = jax.jit(spec.function, static_argnames=spec.static_options)
+    traced = [o for o in spec.options if o.traced]
+    signature = spec.signature()
+    arrays = ", ".join(spec.arrays)
+    keywords = list(spec.optional_arrays) + [o.name for o in spec.options]
+    parameters = str(signature)[1:-1]
+    checks = "".join(
+        f"    if _is_number({o.name}):\n        _options[{o.name!r}].validate({o.name})\n" for o in traced
+    )
+    source = (
+        f"def {spec.name}({parameters}):\n"
+        f"{checks}"
+        f"    return _jitted({arrays}, {', '.join(f'{k}={k}' for k in keywords)})\n"
+    )
+    scope = {"_jitted": jitted, "_is_number": _is_python_number, "_options": {o.name: o for o in spec.options}}
+    exec(compile(source, f"<lossy_jax.{spec.name}>", "exec"), scope)
+    function = scope[spec.name]
+    function.__module__ = __name__
+    function.__doc__ = f"``lossy_core.{spec.name}`` compiled with ``jax.jit``.\n\n{inspect.getdoc(spec.function)}"
+    function.jitted = jitted  # the compiled function, e.g. for ``jitted._cache_size()``
+    return function
+
+
+for _spec in _core.losses():
+    globals()[_spec.name] = _make(_spec)
+    __all__.append(_spec.name)
+del _spec

@@ -1,0 +1,24 @@
+"""lossy for PyTorch: ``lossy_torch.functional`` and ``torch.nn``-compatible loss modules.
+
+    import lossy_torch
+    import lossy_torch.functional as F
+
+    loss = F.cross_entropy(logits, labels, label_smoothing=0.1)
+    criterion = lossy_torch.CrossEntropyLoss(weight=class_weights)
+
+Each loss has torch's exact signature and semantics; the formula is
+``lossy_core``'s, differentiated by torch autograd, and compiles under
+``torch.compile(fullgraph=True)``.
+"""
+
+import lossy_core as _core
+
+from . import functional
+from ._binding import LossModule, make_module as _make_module
+
+__all__ = ["functional", "LossModule"]
+for _spec in _core.losses():
+    if _spec.torch is not None and _spec.torch.module is not None:
+        _make_module(_spec, globals())
+        __all__.append(_spec.torch.module)
+del _spec

@@ -1,0 +1,25 @@
+"""lossy_core: loss functions written once over the Python array API standard.
+
+Every loss takes its arrays positionally and everything else by keyword, and
+returns an array of the input's namespace and device::
+
+    import numpy as np, lossy_core
+    lossy_core.cross_entropy(np.array([[2.0, 0.5, -1.0]]), np.array([0]), label_smoothing=0.1)
+
+The registry (``lossy_core.REGISTRY``) lists every loss with the metadata the
+adapters (``lossy_torch``, ``lossy_jax``) and the conformance suite are built from.
+"""
+
+from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
+from ._classification import cross_entropy, nll_loss
+from ._divergence import kl_div
+from ._reductions import legacy_reduction
+from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses
+from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "REGISTRY", "REQUIRED", "LossSpec", "Option", "TorchBinding", "get", "losses", "legacy_reduction",
+    *(spec.name for spec in losses()),
+]

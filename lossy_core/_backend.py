@@ -1,0 +1,96 @@
+"""Namespace resolution and the few facts about a backend that the formulas need.
+
+Nothing here imports torch, jax or cupy: a framework is looked up in
+``sys.modules`` only when an array of it is already in hand.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import array_api_compat
+
+
+def namespace(*arrays):
+    """The array-API namespace of ``arrays`` (``None`` and Python scalars skipped).
+
+    torch tensors and jax arrays take a fast path: ``array_namespace`` is cached
+    with ``functools.lru_cache``, which torch.compile warns about and traces
+    through on every call.
+    """
+    present = [a for a in arrays if a is not None and not isinstance(a, (bool, int, float, complex))]
+    if not present:
+        raise TypeError("expected at least one array argument, got none")
+    torch = sys.modules.get("torch")
+    if torch is not None and all(isinstance(a, torch.Tensor) for a in present):
+        import array_api_compat.torch as torch_namespace
+
+        return torch_namespace
+    return array_api_compat.array_namespace(*present)
+
+
+def is_torch(xp) -> bool:
+    return array_api_compat.is_torch_namespace(xp)
+
+
+def is_jax(xp) -> bool:
+    return array_api_compat.is_jax_namespace(xp)
+
+
+def is_numpy(xp) -> bool:
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def is_number(value) -> bool:
+    """A plain Python number (not an array): hyperparameters can branch on it."""
+    return isinstance(value, (bool, int, float)) and not isinstance(value, complex)
+
+
+def is_concrete(x) -> bool:
+    """Whether the values of ``x`` can be read now (to raise a data-dependent error).
+
+    False for a jax tracer, and for a torch tensor under torch.compile or a
+    torch.func transform (grad, vmap): there a data-dependent check cannot raise
+    and the loss poisons its result with NaN instead.
+    """
+    if is_number(x):
+        return True
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        if torch.compiler.is_compiling():
+            return False
+        return not torch._C._functorch.is_functorch_wrapped_tensor(x)
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(x, jax.core.Tracer):
+        return False
+    return True
+
+
+def shape_of(x) -> tuple[int, ...]:
+    return tuple(int(d) for d in x.shape)
+
+
+def size_of(x) -> int:
+    n = 1
+    for d in x.shape:
+        n *= int(d)
+    return n
+
+
+def default_integer_dtype(xp):
+    """The namespace's default integer dtype (int32 for jax without x64)."""
+    try:
+        return xp.__array_namespace_info__().default_dtypes()["integral"]
+    except (AttributeError, KeyError):  # namespaces predating the inspection API
+        return xp.int64
+
+
+def dtype_name(dtype) -> str:
+    """torch's capitalised name for a dtype ('Float', 'Long', ...), used in torch-compatible messages."""
+    names = {
+        "float16": "Half", "bfloat16": "BFloat16", "float32": "Float", "float64": "Double",
+        "int8": "Char", "uint8": "Byte", "int16": "Short", "int32": "Int", "int64": "Long",
+        "bool": "Bool", "complex64": "ComplexFloat", "complex128": "ComplexDouble",
+    }
+    text = str(dtype).rsplit(".", 1)[-1].strip("'\"() ")
+    return names.get(text, text)

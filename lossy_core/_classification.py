@@ -1,0 +1,325 @@
+"""Multi-class losses over a class axis: negative log-likelihood and cross entropy.
+
+Shapes follow torch: ``input`` is ``(C)``, ``(N, C)`` or ``(N, C, d1, ..., dk)``
+with classes on axis 1 (axis 0 for a single sample); a class-index ``target``
+is ``()``, ``(N)`` or ``(N, d1, ..., dk)``. A target with the input's exact
+shape holds class probabilities (cross_entropy only).
+"""
+
+from __future__ import annotations
+
+from ._backend import default_integer_dtype, dtype_name, is_number, namespace, shape_of
+from ._common import compute_dtype, upcast
+from ._primitives import class_axis_view, log_softmax, take_along_axis
+from ._reductions import check_reduction, mean, reduce_weighted
+from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
+from ._validation import (
+    data_check, first_value, fmt_shape, is_floating, is_integer, poison, require_in_range,
+)
+
+_LEGACY = (("size_average", None), ("reduce", None))
+
+
+def _class_axis(input) -> int:
+    return 0 if input.ndim == 1 else 1
+
+
+def _check_input(xp, input, *, loss, kernel):
+    if input.ndim < 1:
+        raise ValueError(
+            f"Expected 1 or more dimensions (got 0): {loss} needs 'input' of shape (C), (N, C) or "
+            f"(N, C, d1, ..., dk), got a 0-d array"
+        )
+    if not is_floating(xp, input):
+        raise NotImplementedError(
+            f'"{kernel}" not implemented for \'{dtype_name(input.dtype)}\': {loss} expected a floating point '
+            f"'input', got {input.dtype}"
+        )
+
+
+def _check_weight(xp, weight, input, num_classes, *, loss):
+    if weight is None:
+        return
+    if weight.ndim != 1 or shape_of(weight)[0] != num_classes:
+        raise RuntimeError(
+            f"weight tensor should be defined either for all {num_classes} classes or no classes but got weight "
+            f"tensor of shape: {fmt_shape(shape_of(weight))} ({loss}: expected 'weight' of shape "
+            f"[{num_classes}])"
+        )
+    if weight.dtype != input.dtype:
+        raise RuntimeError(
+            f"expected scalar type {dtype_name(input.dtype)} but found {dtype_name(weight.dtype)}: {loss} expects "
+            f"'weight' in the dtype of 'input' ({input.dtype}), got {weight.dtype}"
+        )
+
+
+def _check_index_target(xp, input, target, *, loss):
+    """torch's shape and dtype rules for class-index targets (nll_loss_nd)."""
+    allowed = {xp.int64, xp.uint8, default_integer_dtype(xp)}
+    if not is_integer(xp, target) or target.dtype not in allowed:
+        names = " or ".join(sorted({dtype_name(d) for d in allowed}))
+        raise RuntimeError(
+            f"expected target dtype to be Long or Byte, but got {dtype_name(target.dtype)}: {loss} expects "
+            f"class indices in 'target' with dtype {names}, got {target.dtype}"
+        )
+    input_shape, target_shape = shape_of(input), shape_of(target)
+    if input.ndim == 1:
+        if target.ndim > 1:
+            raise RuntimeError(
+                "0D or 1D target tensor expected, multi-target not supported: for 'input' of shape "
+                f"{fmt_shape(input_shape)} {loss} expects 'target' of shape [] or [1], got {fmt_shape(target_shape)}"
+            )
+        if target.ndim == 1 and target_shape[0] != 1:
+            raise ValueError(
+                f"For 1D input, 1D target must have size 1, but got target size: {target_shape[0]} ({loss}: "
+                f"'target' of shape {fmt_shape(target_shape)} for 'input' of shape {fmt_shape(input_shape)})"
+            )
+        return
+    target_batch = target_shape[0] if target.ndim else 0
+    if target_batch != input_shape[0]:
+        raise ValueError(
+            f"Expected input batch_size ({input_shape[0]}) to match target batch_size ({target_batch}). "
+            f"{loss}: 'input' has shape {fmt_shape(input_shape)}, 'target' has shape {fmt_shape(target_shape)}"
+        )
+    expected = (input_shape[0],) + input_shape[2:]
+    if input.ndim == 2 and target.ndim != 1:
+        raise RuntimeError(
+            "0D or 1D target tensor expected, multi-target not supported: for 'input' of shape "
+            f"{fmt_shape(input_shape)} {loss} expects 'target' of shape {fmt_shape(expected)} (or class "
+            f"probabilities of shape {fmt_shape(input_shape)}), got {fmt_shape(target_shape)}"
+        )
+    if target_shape != expected:
+        raise RuntimeError(
+            f"Expected target size {fmt_shape(expected)}, got {fmt_shape(target_shape)}: {loss} expects 'target' "
+            f"of shape (N, d1, ..., dk) for 'input' of shape {fmt_shape(input_shape)}"
+        )
+
+
+def _take_weights(xp, weight, indices):
+    flat = xp.take(weight, xp.reshape(indices, (-1,)), axis=0)
+    return xp.reshape(flat, shape_of(indices))
+
+
+def _class_terms(xp, log_probs, target, weight, ignore_index, *, loss):
+    """Per-position ``-w[y] * log_probs[y]`` (0 where ``y == ignore_index``), on a batched layout.
+
+    ``log_probs`` is ``(N, C, ...)`` and ``target`` ``(N, ...)``. Returns
+    ``(terms, target_weights, kept, bad)``: ``target_weights`` (``w[y]``, 0 where
+    ignored) sum to the ``'mean'`` denominator; ``bad`` is None, or under
+    tracing the mask of out-of-range indices to poison with NaN (torch raises
+    IndexError for them).
+    """
+    num_classes = shape_of(log_probs)[1]
+    kept = target != ignore_index
+    out_of_range = kept & ((target < 0) | (target >= num_classes))
+
+    def out_of_bounds(bad):
+        value = first_value(xp, target, bad)
+        raise IndexError(
+            f"Target {value} is out of bounds. {loss}: expected class indices in [0, {num_classes - 1}] "
+            f"(or ignore_index={ignore_index}) in 'target', got {value}"
+        )
+
+    bad = data_check(xp, out_of_range, raise_error=out_of_bounds)
+    # Ignored and out-of-range positions gather class 0, then are masked: no wrapped index.
+    index_dtype = xp.int64 if target.dtype == xp.int64 else default_integer_dtype(xp)
+    index = xp.astype(target, index_dtype)
+    safe_index = xp.where(kept & ~out_of_range, index, xp.zeros_like(index))
+    picked = xp.squeeze(take_along_axis(xp, log_probs, xp.expand_dims(safe_index, axis=1), axis=1), axis=1)
+    zeros = xp.zeros_like(picked)
+    if weight is None:
+        target_weights = xp.astype(kept, picked.dtype)
+        terms = xp.where(kept, -picked, zeros)
+    else:
+        target_weights = xp.where(kept, _take_weights(xp, upcast(xp, weight), safe_index), zeros)
+        terms = xp.where(kept, -picked * target_weights, zeros)
+    return terms, target_weights, kept, bad
+
+
+def _as_batch(xp, input, target):
+    """A single sample ``(C)`` / ``()`` as a batch of one."""
+    if input.ndim != 1:
+        return input, target, False
+    return xp.expand_dims(input, axis=0), xp.reshape(target, (1,)), True
+
+
+def _reduce_class_terms(xp, terms, target_weights, reduction, single, out_dtype):
+    if reduction == "none" and single:
+        terms = xp.reshape(terms, ())
+    value = reduce_weighted(xp, terms, reduction, xp.sum(target_weights))
+    return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
+
+
+def nll_loss(input, target, /, *, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of class indices: ``loss_n = -weight[y_n] * input[n, y_n]``.
+
+    ``input`` holds log-probabilities, shape ``(C)``, ``(N, C)`` or
+    ``(N, C, d1..dk)``; ``target`` holds class indices, ``()``, ``(N)`` or
+    ``(N, d1..dk)``, int64 or uint8 (or the namespace's default integer dtype,
+    e.g. int32 in jax without x64). Positions with ``target == ignore_index``
+    give 0 and do not count. ``'mean'`` divides by the summed weights of the
+    kept targets: NaN when every target is ignored.
+    Reference: ``torch.nn.functional.nll_loss``.
+    """
+    xp = namespace(input, target, weight)
+    check_reduction(reduction)
+    _check_input(xp, input, loss="nll_loss", kernel="nll_loss_forward")
+    _check_index_target(xp, input, target, loss="nll_loss")
+    _check_weight(xp, weight, input, shape_of(input)[_class_axis(input)], loss="nll_loss")
+    batched_input, batched_target, single = _as_batch(xp, input, target)
+    terms, target_weights, _, bad = _class_terms(
+        xp, upcast(xp, batched_input), batched_target, weight, ignore_index, loss="nll_loss"
+    )
+    terms = poison(xp, terms, bad)
+    return _reduce_class_terms(xp, terms, target_weights, reduction, single, input.dtype)
+
+
+def _label_smoothing_message(value):
+    return f"label_smoothing must be between 0.0 and 1.0. Got: {value}." if is_number(value) else ""
+
+
+def _check_label_smoothing(value):
+    """torch rejects label_smoothing > 1; values <= 0 mean no smoothing (torch smooths only when > 0)."""
+    return require_in_range(
+        value, argument="label_smoothing", loss="cross_entropy", high=1.0,
+        torch_message=_label_smoothing_message(value),
+    )
+
+
+_LABEL_SMOOTHING = Option("label_smoothing", 0.0, traced=True, check=_check_label_smoothing)
+
+
+def _smoothing_amount(xp, label_smoothing):
+    """The effective smoothing: torch smooths only when ``label_smoothing > 0``."""
+    if is_number(label_smoothing):
+        return max(float(label_smoothing), 0.0)
+    return xp.maximum(label_smoothing, xp.zeros_like(label_smoothing))
+
+
+def _probability_cross_entropy(xp, input, target, weight, reduction, label_smoothing, *, bad_smoothing):
+    class_axis = _class_axis(input)
+    num_classes = shape_of(input)[class_axis]
+    if not is_floating(xp, target):
+        raise RuntimeError(
+            "Expected floating point type for target with class probabilities, got "
+            f"{dtype_name(target.dtype)}: cross_entropy reads a 'target' of the input's shape "
+            f"{fmt_shape(shape_of(input))} as class probabilities"
+        )
+    if weight is not None and (weight.ndim != 1 or shape_of(weight)[0] != num_classes):
+        raise RuntimeError(
+            f"cross_entropy: weight tensor should be defined either for all {num_classes} classes or no classes "
+            f"but got weight tensor of shape: {fmt_shape(shape_of(weight))}"
+        )
+    out_dtype = xp.result_type(input, target)
+    log_probs = log_softmax(xp, upcast(xp, input), class_axis)
+    probabilities = upcast(xp, target)
+    amount = _smoothing_amount(xp, label_smoothing)
+    if not (is_number(amount) and amount == 0):
+        probabilities = probabilities * (1 - amount) + amount / num_classes
+    products = log_probs * probabilities
+    if weight is not None:
+        products = products * class_axis_view(xp, upcast(xp, weight), input.ndim, class_axis)
+    terms = poison(xp, -xp.sum(products, axis=class_axis), bad_smoothing)
+    # 'mean' divides by N * d1 * ... * dk, never by the weights (torch's rule).
+    value = terms if reduction == "none" else (xp.sum(terms) if reduction == "sum" else mean(xp, terms))
+    return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
+
+
+def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Softmax cross entropy between logits and class indices or class probabilities.
+
+    Class indices (``target`` of shape ``()``, ``(N)`` or ``(N, d1..dk)``)::
+
+        loss_n = (1 - eps) * (-w[y_n] log p_n[y_n]) + eps / C * (-sum_c w_c log p_n[c])
+
+    with ``log p = log_softmax(input, class axis)`` and ``eps = label_smoothing``;
+    0 where ``y_n == ignore_index``. ``'mean'`` divides by ``sum_n w[y_n]`` over
+    the kept targets (NaN if every target is ignored).
+
+    Class probabilities (``target`` with the input's shape)::
+
+        loss_n = -sum_c w_c q_nc log p_nc,   q = (1 - eps) target + eps / C
+
+    ``'mean'`` divides by ``N * d1 * ... * dk``, not by the weights;
+    ``ignore_index`` is not supported (RuntimeError when set >= 0).
+
+    ``label_smoothing > 1`` raises; values <= 0 apply no smoothing (torch's rule).
+    Reference: ``torch.nn.functional.cross_entropy``; label smoothing:
+    Szegedy et al., "Rethinking the Inception Architecture", 2016.
+    """
+    xp = namespace(input, target, weight)
+    check_reduction(reduction)
+    _check_input(xp, input, loss="cross_entropy", kernel="log_softmax_lastdim_kernel_impl")
+    bad_smoothing = None
+    if shape_of(target) == shape_of(input):
+        if not is_floating(xp, target):
+            raise RuntimeError(
+                "Expected floating point type for target with class probabilities, got "
+                f"{dtype_name(target.dtype)}: cross_entropy reads a 'target' of the input's shape "
+                f"{fmt_shape(shape_of(input))} as class probabilities"
+            )
+        if ignore_index >= 0:
+            raise RuntimeError(
+                "ignore_index is not supported for floating point target: cross_entropy with class "
+                f"probabilities expects ignore_index < 0, got ignore_index={ignore_index}"
+            )
+        bad_smoothing = _LABEL_SMOOTHING.validate(label_smoothing)
+        return _probability_cross_entropy(
+            xp, input, target, weight, reduction, label_smoothing, bad_smoothing=bad_smoothing
+        )
+    _check_index_target(xp, input, target, loss="cross_entropy")
+    class_axis = _class_axis(input)
+    num_classes = shape_of(input)[class_axis]
+    _check_weight(xp, weight, input, num_classes, loss="cross_entropy")
+    amount = _smoothing_amount(xp, label_smoothing)
+    smoothing = not (is_number(amount) and amount == 0)
+    if smoothing:
+        bad_smoothing = _LABEL_SMOOTHING.validate(label_smoothing)
+    batched_input, batched_target, single = _as_batch(xp, input, target)
+    log_probs = log_softmax(xp, upcast(xp, batched_input), 1)
+    terms, target_weights, kept, bad = _class_terms(
+        xp, log_probs, batched_target, weight, ignore_index, loss="cross_entropy"
+    )
+    if smoothing:
+        weighted = log_probs if weight is None else log_probs * class_axis_view(
+            xp, upcast(xp, weight), log_probs.ndim, 1
+        )
+        uniform_terms = xp.where(kept, -xp.sum(weighted, axis=1), xp.zeros_like(terms))
+        smoothed = (1 - amount) * terms + (amount / num_classes) * uniform_terms
+        # A traced amount of exactly 0 keeps the plain loss, so -inf logits do not give 0 * inf.
+        terms = smoothed if is_number(amount) else xp.where(amount > 0, smoothed, terms)
+        terms = poison(xp, terms, bad_smoothing)
+    terms = poison(xp, terms, bad)
+    return _reduce_class_terms(xp, terms, target_weights, reduction, single, input.dtype)
+
+
+_CE_OPTIONS = (Option("ignore_index", -100), Option("reduction", "mean"))
+
+register(LossSpec(
+    name="nll_loss", function=nll_loss, family="classification", arrays=("input", "target"),
+    optional_arrays=("weight",), options=_CE_OPTIONS,
+    summary="negative log-likelihood of class indices (`weight`, `ignore_index`)",
+    torch=TorchBinding(
+        function="nll_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), ("weight", None), _LEGACY[0],
+                   ("ignore_index", -100), _LEGACY[1], ("reduction", "mean")),
+        module="NLLLoss",
+        module_signature=(("weight", None), _LEGACY[0], ("ignore_index", -100), _LEGACY[1], ("reduction", "mean")),
+        buffers=("weight",),
+    ),
+))
+register(LossSpec(
+    name="cross_entropy", function=cross_entropy, family="classification", arrays=("input", "target"),
+    optional_arrays=("weight",), options=(*_CE_OPTIONS, _LABEL_SMOOTHING),
+    differentiable=("input", "target"),
+    summary="softmax cross entropy; class indices or probabilities, `weight`, `ignore_index`, `label_smoothing`",
+    torch=TorchBinding(
+        function="cross_entropy",
+        signature=(("input", REQUIRED), ("target", REQUIRED), ("weight", None), _LEGACY[0],
+                   ("ignore_index", -100), _LEGACY[1], ("reduction", "mean"), ("label_smoothing", 0.0)),
+        module="CrossEntropyLoss",
+        module_signature=(("weight", None), _LEGACY[0], ("ignore_index", -100), _LEGACY[1],
+                          ("reduction", "mean"), ("label_smoothing", 0.0)),
+        buffers=("weight",),
+    ),
+))

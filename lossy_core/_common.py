@@ -1,0 +1,68 @@
+"""Small pieces shared by the loss families: dtype policy and pointwise set-up."""
+
+from __future__ import annotations
+
+import warnings
+
+from ._backend import shape_of
+from ._validation import broadcast_shape, fmt_shape, is_floating
+
+
+def compute_dtype(xp, dtype):
+    """float16/bfloat16 are computed in float32 (as torch's CPU kernels accumulate)."""
+    if dtype == xp.float16 or dtype == getattr(xp, "bfloat16", None):
+        return xp.float32
+    return dtype
+
+
+def upcast(xp, x):
+    """``x`` in its compute dtype (float32 for half precision)."""
+    target = compute_dtype(xp, x.dtype)
+    return x if target == x.dtype else xp.astype(x, target)
+
+
+def as_float(xp, x, dtype):
+    """``x`` in floating ``dtype`` (integer weights are accepted, as torch does)."""
+    return x if x.dtype == dtype else xp.astype(x, dtype)
+
+
+def broadcast_pair(xp, input, target, *, loss, warn=True):
+    """Broadcast ``input`` and ``target`` as torch's pointwise losses do.
+
+    torch warns when the shapes differ ("This will likely lead to incorrect
+    results due to broadcasting") and raises RuntimeError when they cannot be
+    broadcast.
+    """
+    input_shape, target_shape = shape_of(input), shape_of(target)
+    if input_shape == target_shape:
+        return input, target
+    shape = broadcast_shape(input_shape, target_shape)
+    if shape is None:
+        raise RuntimeError(
+            f"{loss}: the shape of 'target', {fmt_shape(target_shape)}, must broadcast with the shape of "
+            f"'input', {fmt_shape(input_shape)}"
+        )
+    if warn:
+        warnings.warn(
+            f"Using a target size ({fmt_shape(target_shape)}) that is different to the input size "
+            f"({fmt_shape(input_shape)}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return xp.broadcast_to(input, shape), xp.broadcast_to(target, shape)
+
+
+def require_weight_like_input(weight, input, *, loss):
+    """The functional ``weight`` of l1/mse/huber must have exactly the input's shape (ValueError)."""
+    if shape_of(weight) != shape_of(input):
+        raise ValueError(
+            f"Weights and input must have the same size. {loss}: expected 'weight' of shape "
+            f"{fmt_shape(shape_of(input))} (the shape of 'input'), got {fmt_shape(shape_of(weight))}"
+        )
+
+
+def floating_result_type(xp, *arrays):
+    """The promoted dtype of ``arrays``, counting only floating ones."""
+    floats = [a for a in arrays if a is not None and is_floating(xp, a)]
+    return xp.result_type(*floats)

@@ -1,0 +1,160 @@
+"""The functions a loss needs that the array API standard lacks.
+
+Each primitive has a generic array-API body (``_generic_*``) and, where a
+framework's native function has the same semantics, delegates to it for speed and
+for that framework's own gradient rule. ``tests/test_primitives.py`` checks every
+delegation against the generic body on every backend.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ._backend import is_jax, is_torch, shape_of
+
+
+# -- stop_gradient ---------------------------------------------------------------
+
+def stop_gradient(xp, x):
+    """``x`` with no gradient flowing back (identity on backends without autodiff)."""
+    if is_torch(xp):
+        return x.detach()
+    if is_jax(xp):
+        import jax
+
+        return jax.lax.stop_gradient(x)
+    return x
+
+
+# -- logsumexp / log_softmax -----------------------------------------------------
+
+def _generic_logsumexp(xp, x, axis, keepdims=False):
+    # The shift does not change the value, so its gradient is stopped: differentiating
+    # through max() costs as much as the rest of the loss (performance-findings.md).
+    shift = stop_gradient(xp, xp.max(x, axis=axis, keepdims=True))
+    # A row of all -inf (or a +inf) has a non-finite max; shifting by it gives NaN.
+    shift = xp.where(xp.isfinite(shift), shift, xp.zeros_like(shift))
+    out = xp.log(xp.sum(xp.exp(x - shift), axis=axis, keepdims=True)) + shift
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def logsumexp(xp, x, axis, keepdims=False):
+    """``log(sum(exp(x), axis))`` computed without overflow."""
+    if is_torch(xp):
+        import torch  # torch.logsumexp: same value, stable for -inf rows
+
+        return torch.logsumexp(x, dim=axis, keepdim=keepdims)
+    if is_jax(xp):
+        import jax
+
+        return jax.nn.logsumexp(x, axis=axis, keepdims=keepdims)
+    return _generic_logsumexp(xp, x, axis, keepdims)
+
+
+def _generic_log_softmax(xp, x, axis):
+    return x - _generic_logsumexp(xp, x, axis, keepdims=True)
+
+
+def log_softmax(xp, x, axis):
+    """``x - logsumexp(x, axis)``: log-probabilities over ``axis``."""
+    if is_torch(xp):
+        import torch  # the kernel torch's own cross_entropy uses: bit-identical values
+
+        return torch.log_softmax(x, dim=axis)
+    if is_jax(xp):
+        import jax  # stops the gradient of its max shift, as the generic body does
+
+        return jax.nn.log_softmax(x, axis=axis)
+    return _generic_log_softmax(xp, x, axis)
+
+
+# -- log_sigmoid / softplus --------------------------------------------------------
+
+def _generic_log_sigmoid(xp, x):
+    return -xp.logaddexp(xp.zeros_like(x), -x)
+
+
+def log_sigmoid(xp, x):
+    """``log(sigmoid(x)) = -softplus(-x)``, finite for any finite ``x``."""
+    if is_torch(xp):
+        import torch
+
+        return torch.nn.functional.logsigmoid(x)
+    if is_jax(xp):
+        import jax
+
+        return jax.nn.log_sigmoid(x)
+    return _generic_log_sigmoid(xp, x)
+
+
+def _generic_softplus(xp, x):
+    return xp.logaddexp(xp.zeros_like(x), x)
+
+
+def softplus(xp, x):
+    """``log(1 + exp(x))`` computed without overflow."""
+    if is_torch(xp):
+        import torch  # threshold=inf: torch's default threshold 20 returns x itself above it
+
+        return torch.nn.functional.softplus(x, beta=1.0, threshold=math.inf)
+    if is_jax(xp):
+        import jax
+
+        return jax.nn.softplus(x)
+    return _generic_softplus(xp, x)
+
+
+# -- xlogy -------------------------------------------------------------------------
+
+def _generic_xlogy(xp, x, y):
+    # 0 * log(0) is 0, as in torch.xlogy and scipy.special.xlogy; NaN in y stays NaN.
+    zero = xp.zeros_like(x * y)
+    return xp.where((x == 0) & ~xp.isnan(y), zero, x * xp.log(y))
+
+
+def xlogy(xp, x, y):
+    """``x * log(y)``, with ``0 * log(0) = 0``."""
+    if is_torch(xp):
+        import torch
+
+        return torch.xlogy(x, y)
+    if is_jax(xp):
+        import jax.scipy.special
+
+        return jax.scipy.special.xlogy(x, y)
+    return _generic_xlogy(xp, x, y)
+
+
+# -- gathering class entries --------------------------------------------------------
+
+def _generic_take_along_axis(xp, x, indices, axis):
+    return xp.take_along_axis(x, indices, axis=axis)
+
+
+def take_along_axis(xp, x, indices, axis):
+    """``x`` gathered at ``indices`` along ``axis`` (indices must be in range)."""
+    if is_torch(xp):
+        import torch  # torch.gather: array-api-compat's wrapper costs 4x (performance-findings.md)
+
+        return torch.gather(x, axis, indices)
+    if is_jax(xp):
+        import jax.numpy as jnp  # indices are in range here: skip the bounds-fill machinery
+
+        return jnp.take_along_axis(x, indices, axis=axis, mode="promise_in_bounds")
+    return _generic_take_along_axis(xp, x, indices, axis)
+
+
+def one_hot(xp, indices, num_classes, dtype, axis=-1):
+    """Indicator of ``indices`` over ``num_classes`` classes, placed along ``axis``."""
+    classes = xp.arange(num_classes, dtype=indices.dtype)
+    out = xp.astype(xp.expand_dims(indices, axis=-1) == classes, dtype)
+    if axis != -1 and axis != out.ndim - 1:
+        out = xp.moveaxis(out, -1, axis)
+    return out
+
+
+def class_axis_view(xp, vector, ndim, axis):
+    """A 1-D per-class ``vector`` reshaped to broadcast along ``axis`` of an ``ndim`` array."""
+    shape = [1] * ndim
+    shape[axis] = shape_of(vector)[0]
+    return xp.reshape(vector, tuple(shape))

@@ -1,0 +1,79 @@
+"""Reductions with torch's exact denominators, and the one reduction validator."""
+
+from __future__ import annotations
+
+import warnings
+
+from ._backend import size_of
+
+REDUCTIONS = ("none", "mean", "sum")
+KL_REDUCTIONS = ("none", "mean", "sum", "batchmean")
+
+
+def check_reduction(reduction, allowed=REDUCTIONS):
+    """torch raises ``ValueError: avg is not a valid value for reduction``."""
+    if not isinstance(reduction, str) or reduction not in allowed:
+        expected = ", ".join(repr(r) for r in allowed)
+        raise ValueError(
+            f"{reduction} is not a valid value for reduction: expected one of {expected}, got {reduction!r}"
+        )
+
+
+def legacy_reduction(size_average, reduce, emit_warning=True) -> str:
+    """torch's mapping of the deprecated ``size_average``/``reduce`` to a reduction string.
+
+    ``None`` counts as True; ``reduce=False`` wins, then ``size_average``.
+    """
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if size_average and reduce:
+        reduction = "mean"
+    elif reduce:
+        reduction = "sum"
+    else:
+        reduction = "none"
+    if emit_warning:
+        warnings.warn(
+            f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return reduction
+
+
+def _nan_scalar(xp, like):
+    return xp.full((), xp.nan, dtype=like.dtype, device=_device(xp, like))
+
+
+def _device(xp, x):
+    return getattr(x, "device", None)
+
+
+def mean(xp, loss):
+    """Mean over every element; NaN for an empty loss, as in torch."""
+    n = size_of(loss)
+    if n == 0:
+        return _nan_scalar(xp, loss)
+    return xp.sum(loss) / n
+
+
+def reduce(xp, loss, reduction):
+    """Apply ``'none'``, ``'sum'`` or ``'mean'`` (over every element)."""
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return xp.sum(loss)
+    return mean(xp, loss)
+
+
+def reduce_weighted(xp, loss, reduction, weight_total):
+    """``'mean'`` divides by ``weight_total`` (e.g. the summed weights of the kept targets).
+
+    A zero total gives NaN (0/0), as torch does when every target is ignored.
+    """
+    if reduction == "none":
+        return loss
+    total = xp.sum(loss)
+    if reduction == "sum":
+        return total
+    return total / weight_total

@@ -1,0 +1,220 @@
+"""Regression losses: L1, squared error, smooth L1 and Huber.
+
+Each is pointwise in ``d = input - target`` (broadcast together, as torch does,
+with torch's warning when the shapes differ) and reduced with torch's
+denominators. The functional ``weight`` of l1/mse/huber must have the input's
+shape; note torch's two weighted means: l1/mse divide by ``sum(weight)``, huber
+by the number of elements.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from ._backend import dtype_name, is_number, namespace
+from ._common import as_float, broadcast_pair, floating_result_type, require_weight_like_input, upcast
+from ._reductions import check_reduction, reduce, reduce_weighted
+from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
+from ._validation import is_floating, poison, require_in_range
+
+_REDUCTION = Option("reduction", "mean")
+_LEGACY = (("size_average", None), ("reduce", None))
+_BETA = Option("beta", 1.0, traced=True, check=partial(
+    require_in_range, argument="beta", loss="smooth_l1_loss", low=0.0,
+    torch_message="smooth_l1_loss does not support negative values for beta.",
+))
+_DELTA = Option("delta", 1.0, traced=True, check=partial(
+    require_in_range, argument="delta", loss="huber_loss", low=0.0, low_inclusive=False,
+    torch_message="huber_loss does not support non-positive values for delta.",
+))
+
+
+def _difference(xp, input, target, *, loss):
+    input, target = broadcast_pair(xp, input, target, loss=loss)
+    return upcast(xp, input) - upcast(xp, target)
+
+
+def _weighted_reduce(xp, loss, weight, reduction, out_dtype):
+    """l1/mse with ``weight``: ``'mean'`` is ``sum(weight * loss) / sum(weight)``."""
+    dtype = xp.result_type(loss.dtype, out_dtype)
+    weight = upcast(xp, as_float(xp, weight, dtype))
+    weighted = loss * weight
+    return reduce_weighted(xp, weighted, reduction, xp.sum(weight))
+
+
+def _finish(xp, value, dtype):
+    return value if value.dtype == dtype else xp.astype(value, dtype)
+
+
+def _real_dtype(xp, dtype):
+    if dtype == xp.complex64:
+        return xp.float32
+    if dtype == xp.complex128:
+        return xp.float64
+    return dtype
+
+
+def l1_loss(input, target, /, *, weight=None, reduction="mean"):
+    """Mean absolute error: ``loss_i = |input_i - target_i|`` (times ``weight_i``).
+
+    Shapes: ``input`` and ``target`` broadcast together (torch warns when they
+    differ); ``weight`` has exactly the input's shape. ``'mean'`` with ``weight``
+    is ``sum(w * |d|) / sum(w)``. Integer inputs work for ``'none'``/``'sum'``
+    (an integer result) and raise RuntimeError for ``'mean'``, as in torch;
+    complex inputs give the real ``|d|``. Reference: ``torch.nn.functional.l1_loss``.
+    """
+    xp = namespace(input, target, weight)
+    check_reduction(reduction)
+    if weight is not None:
+        require_weight_like_input(weight, input, loss="l1_loss")
+    out_dtype = _real_dtype(xp, xp.result_type(input, target))
+    if not is_floating(xp, xp.empty(0, dtype=out_dtype)):
+        if reduction == "mean" and weight is None:
+            raise RuntimeError(
+                "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
+                f"dtype. l1_loss: reduction='mean' needs a floating 'input', got {dtype_name(input.dtype)}"
+            )
+        if weight is not None:
+            out_dtype = weight.dtype if is_floating(xp, weight) else xp.float32
+    error = xp.abs(_difference(xp, input, target, loss="l1_loss"))
+    if weight is None:
+        return _finish(xp, reduce(xp, error, reduction), out_dtype)
+    if is_floating(xp, weight):
+        out_dtype = xp.result_type(out_dtype, weight.dtype)
+    error = as_float(xp, error, xp.result_type(error.dtype, out_dtype) if is_floating(xp, error) else out_dtype)
+    return _finish(xp, _weighted_reduce(xp, error, weight, reduction, out_dtype), out_dtype)
+
+
+def _require_floating_pair(xp, input, target, kernel):
+    """torch: NotImplementedError '"mse_cpu" not implemented for 'Long''."""
+    for name, x in (("input", input), ("target", target)):
+        if not is_floating(xp, x):
+            raise NotImplementedError(
+                f'"{kernel}" not implemented for \'{dtype_name(x.dtype)}\': expected a floating point '
+                f"'{name}', got {x.dtype}"
+            )
+
+
+def mse_loss(input, target, /, *, weight=None, reduction="mean"):
+    """Mean squared error: ``loss_i = (input_i - target_i)^2`` (times ``weight_i``).
+
+    Shapes as :func:`l1_loss`; ``'mean'`` with ``weight`` is
+    ``sum(w * d^2) / sum(w)``. Reference: ``torch.nn.functional.mse_loss``.
+    """
+    xp = namespace(input, target, weight)
+    check_reduction(reduction)
+    if weight is not None:
+        require_weight_like_input(weight, input, loss="mse_loss")
+    _require_floating_pair(xp, input, target, "mse_cpu")
+    out_dtype = xp.result_type(input, target)
+    difference = _difference(xp, input, target, loss="mse_loss")
+    error = difference * difference
+    if weight is None:
+        return _finish(xp, reduce(xp, error, reduction), out_dtype)
+    if is_floating(xp, weight):
+        out_dtype = xp.result_type(out_dtype, weight.dtype)
+    return _finish(xp, _weighted_reduce(xp, error, weight, reduction, out_dtype), out_dtype)
+
+
+def _huber_core(xp, distance, delta):
+    """``0.5 d^2`` for ``d < delta``, else ``delta (d - 0.5 delta)``, as ``q (d - q/2)``, ``q = min(d, delta)``.
+
+    The min form has no branch to divide by zero in and is continuously
+    differentiable, so every autodiff framework gets torch's gradient.
+    """
+    clipped = xp.clip(distance, max=delta) if is_number(delta) else xp.minimum(distance, delta)
+    return clipped * (distance - 0.5 * clipped)
+
+
+def smooth_l1_loss(input, target, /, *, beta=1.0, reduction="mean"):
+    """Smooth L1: ``loss_i = 0.5 d_i^2 / beta`` if ``d_i < beta`` else ``d_i - 0.5 beta``, ``d = |input - target|``.
+
+    ``beta = 0`` is exactly :func:`l1_loss` (torch does the same); ``beta < 0``
+    raises RuntimeError. ``smooth_l1(beta) = huber(delta=beta) / beta``.
+    Reference: ``torch.nn.functional.smooth_l1_loss`` (Girshick, Fast R-CNN, 2015).
+    """
+    xp = namespace(input, target)
+    check_reduction(reduction)
+    bad_beta = _BETA.validate(beta)
+    if is_number(beta) and beta == 0:
+        _require_floating_pair(xp, input, target, "smooth_l1_cpu")
+        return l1_loss(input, target, reduction=reduction)
+    _require_floating_pair(xp, input, target, "smooth_l1_cpu")
+    out_dtype = xp.result_type(input, target)
+    distance = xp.abs(_difference(xp, input, target, loss="smooth_l1_loss"))
+    # d - q + q^2 / (2 beta) with q = min(d, beta): no division by a zero beta when it is traced.
+    clipped = xp.clip(distance, max=beta) if is_number(beta) else xp.minimum(distance, beta)
+    safe_beta = beta if is_number(beta) else xp.where(beta > 0, beta, xp.ones_like(beta))
+    error = distance - clipped + 0.5 * clipped * clipped / safe_beta
+    error = poison(xp, error, bad_beta)
+    return _finish(xp, reduce(xp, error, reduction), out_dtype)
+
+
+def huber_loss(input, target, /, *, delta=1.0, weight=None, reduction="mean"):
+    """Huber: ``loss_i = 0.5 d_i^2`` if ``d_i < delta`` else ``delta (d_i - 0.5 delta)``, ``d = |input - target|``.
+
+    ``delta <= 0`` raises RuntimeError. With ``weight`` (the input's shape),
+    ``'mean'`` is ``mean(w * loss)`` -- divided by the number of elements, not by
+    ``sum(w)`` as :func:`mse_loss` does (torch's rule). The result has the
+    input's dtype, as in torch. Reference: ``torch.nn.functional.huber_loss``
+    (Huber, 1964).
+    """
+    xp = namespace(input, target, weight)
+    check_reduction(reduction)
+    if weight is not None:
+        require_weight_like_input(weight, input, loss="huber_loss")
+    bad_delta = _DELTA.validate(delta)
+    _require_floating_pair(xp, input, target, "huber_cpu")
+    out_dtype = input.dtype
+    distance = xp.abs(_difference(xp, input, target, loss="huber_loss"))
+    error = poison(xp, _huber_core(xp, distance, delta), bad_delta)
+    if weight is None:
+        return _finish(xp, reduce(xp, error, reduction), out_dtype)
+    error = _finish(xp, error, out_dtype)
+    if is_floating(xp, weight):
+        out_dtype = xp.result_type(out_dtype, weight.dtype)
+    weighted = upcast(xp, as_float(xp, error, out_dtype)) * upcast(xp, as_float(xp, weight, out_dtype))
+    return _finish(xp, reduce(xp, weighted, reduction), out_dtype)
+
+
+register(LossSpec(
+    name="l1_loss", function=l1_loss, family="regression", arrays=("input", "target"),
+    optional_arrays=("weight",), options=(_REDUCTION,), differentiable=("input", "target"),
+    summary="mean absolute error |x - y| (functional `weight`: mean = sum(w l) / sum(w))",
+    torch=TorchBinding(
+        function="l1_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), *_LEGACY, ("reduction", "mean"), ("weight", None)),
+        module="L1Loss", module_signature=(*_LEGACY, ("reduction", "mean")),
+    ),
+))
+register(LossSpec(
+    name="mse_loss", function=mse_loss, family="regression", arrays=("input", "target"),
+    optional_arrays=("weight",), options=(_REDUCTION,), differentiable=("input", "target"),
+    summary="mean squared error (x - y)^2 (functional `weight`: mean = sum(w l) / sum(w))",
+    torch=TorchBinding(
+        function="mse_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), *_LEGACY, ("reduction", "mean"), ("weight", None)),
+        module="MSELoss", module_signature=(*_LEGACY, ("reduction", "mean")),
+    ),
+))
+register(LossSpec(
+    name="smooth_l1_loss", function=smooth_l1_loss, family="regression", arrays=("input", "target"),
+    options=(_BETA, _REDUCTION), differentiable=("input", "target"),
+    summary="quadratic below `beta`, linear above; beta=0 is L1",
+    torch=TorchBinding(
+        function="smooth_l1_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), *_LEGACY, ("reduction", "mean"), ("beta", 1.0)),
+        module="SmoothL1Loss", module_signature=(*_LEGACY, ("reduction", "mean"), ("beta", 1.0)),
+    ),
+))
+register(LossSpec(
+    name="huber_loss", function=huber_loss, family="regression", arrays=("input", "target"),
+    optional_arrays=("weight",), options=(_DELTA, _REDUCTION),
+    differentiable=("input", "target"),
+    summary="quadratic below `delta`, linear above (functional `weight`: mean over elements)",
+    torch=TorchBinding(
+        function="huber_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), ("reduction", "mean"), ("delta", 1.0), ("weight", None)),
+        module="HuberLoss", module_signature=(("reduction", "mean"), ("delta", 1.0)),
+    ),
+))
