@@ -10,12 +10,13 @@ The registry (``lossy_core.REGISTRY``) lists every loss with the metadata the
 adapters (``lossy_torch``, ``lossy_jax``) and the conformance suite are built from.
 """
 
-from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
+# Family modules register their losses on import; this order is the README table's.
+from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss  # noqa: I001
 from ._classification import cross_entropy, nll_loss
+from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._divergence import kl_div
 from ._reductions import legacy_reduction
 from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses
-from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss
 
 __version__ = "0.1.0"
 

@@ -94,3 +94,18 @@ def dtype_name(dtype) -> str:
     }
     text = str(dtype).rsplit(".", 1)[-1].strip("'\"() ")
     return names.get(text, text)
+
+
+def quiet_floating_point(xp):
+    """A context silencing NumPy's divide/invalid warnings for intended log(0) and 0/0.
+
+    torch and jax never warn there; the formulas clamp or mask those values, and a
+    0/0 mean (every target ignored) is NaN by torch's definition.
+    """
+    if is_numpy(xp):
+        import numpy
+
+        return numpy.errstate(divide="ignore", invalid="ignore")
+    import contextlib
+
+    return contextlib.nullcontext()

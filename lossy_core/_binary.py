@@ -8,7 +8,7 @@ and reduce with ``'mean'`` over every element (never over the weights).
 from __future__ import annotations
 
 from ._autodiff import custom_gradient
-from ._backend import dtype_name, namespace, shape_of
+from ._backend import dtype_name, namespace, quiet_floating_point, shape_of
 from ._common import as_float, upcast
 from ._primitives import log_sigmoid
 from ._reductions import check_reduction, reduce
@@ -46,8 +46,9 @@ def _clamped_bce_terms(xp, probability, target):
     Differentiating the clamped logs gives 0 * inf = NaN at p = 0 and 1, where
     torch's gradient is finite, hence the gradient written beside it.
     """
-    log_p = xp.clip(xp.log(probability), min=_LOG_FLOOR)
-    log_not_p = xp.clip(xp.log1p(-probability), min=_LOG_FLOOR)
+    with quiet_floating_point(xp):
+        log_p = xp.clip(xp.log(probability), min=_LOG_FLOOR)
+        log_not_p = xp.clip(xp.log1p(-probability), min=_LOG_FLOOR)
     return -(target * log_p + (1 - target) * log_not_p)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._backend import dtype_name, namespace, shape_of
+from ._backend import dtype_name, namespace, quiet_floating_point, shape_of
 from ._common import broadcast_pair, upcast
 from ._primitives import xlogy
 from ._reductions import KL_REDUCTIONS, check_reduction, reduce
@@ -38,7 +38,8 @@ def kl_div(input, target, /, *, reduction="mean", log_target=False):
         terms = xlogy(xp, p, p) - p * log_q
     if reduction == "batchmean":
         total = xp.sum(terms)
-        value = total / shape_of(input)[0] if input.ndim != 0 else total
+        with quiet_floating_point(xp):  # an empty batch is 0/0 = NaN, as in torch
+            value = total / shape_of(input)[0] if input.ndim != 0 else total
     else:
         value = reduce(xp, terms, reduction)
     return value if value.dtype == out_dtype else xp.astype(value, out_dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ._backend import is_jax, is_torch, shape_of
+from ._backend import is_jax, is_torch, quiet_floating_point, shape_of
 
 
 # -- stop_gradient ---------------------------------------------------------------
@@ -109,7 +109,8 @@ def softplus(xp, x):
 def _generic_xlogy(xp, x, y):
     # 0 * log(0) is 0, as in torch.xlogy and scipy.special.xlogy; NaN in y stays NaN.
     zero = xp.zeros_like(x * y)
-    return xp.where((x == 0) & ~xp.isnan(y), zero, x * xp.log(y))
+    with quiet_floating_point(xp):
+        return xp.where((x == 0) & ~xp.isnan(y), zero, x * xp.log(y))
 
 
 def xlogy(xp, x, y):

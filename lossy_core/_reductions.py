@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from ._backend import size_of
+from ._backend import quiet_floating_point, size_of
 
 REDUCTIONS = ("none", "mean", "sum")
 KL_REDUCTIONS = ("none", "mean", "sum", "batchmean")
@@ -76,4 +76,5 @@ def reduce_weighted(xp, loss, reduction, weight_total):
     total = xp.sum(loss)
     if reduction == "sum":
         return total
-    return total / weight_total
+    with quiet_floating_point(xp):
+        return total / weight_total

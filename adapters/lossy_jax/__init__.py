@@ -33,6 +33,11 @@ def _is_python_number(value) -> bool:
     return isinstance(value, (bool, int, float))
 
 
+def _is_readable_scalar(value) -> bool:
+    """A 0-d array whose value can be read now (not a tracer inside a user's jit/grad/vmap)."""
+    return isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer) and value.ndim == 0
+
+
 def _make(spec: LossSpec):
     jitted = jax.jit(spec.function, static_argnames=spec.static_options)
     traced = [o for o in spec.options if o.traced]
@@ -40,15 +45,21 @@ def _make(spec: LossSpec):
     arrays = ", ".join(spec.arrays)
     keywords = list(spec.optional_arrays) + [o.name for o in spec.options]
     parameters = str(signature)[1:-1]
+    # A readable value is checked now (torch raises); a Python number is passed as a
+    # float so that delta=2 after delta=1.0 (int vs float weak type) does not recompile.
     checks = "".join(
-        f"    if _is_number({o.name}):\n        _options[{o.name!r}].validate({o.name})\n" for o in traced
+        f"    if _is_number({o.name}):\n        _options[{o.name!r}].validate({o.name})\n"
+        f"        {o.name} = float({o.name})\n"
+        f"    elif _is_readable_scalar({o.name}):\n        _options[{o.name!r}].validate({o.name})\n"
+        for o in traced
     )
     source = (
         f"def {spec.name}({parameters}):\n"
         f"{checks}"
         f"    return _jitted({arrays}, {', '.join(f'{k}={k}' for k in keywords)})\n"
     )
-    scope = {"_jitted": jitted, "_is_number": _is_python_number, "_options": {o.name: o for o in spec.options}}
+    scope = {"_jitted": jitted, "_is_number": _is_python_number, "_is_readable_scalar": _is_readable_scalar,
+             "_options": {o.name: o for o in spec.options}}
     exec(compile(source, f"<lossy_jax.{spec.name}>", "exec"), scope)
     function = scope[spec.name]
     function.__module__ = __name__
