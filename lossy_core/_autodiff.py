@@ -9,7 +9,22 @@ It is used where differentiating the formula would not give torch's gradient
 
 from __future__ import annotations
 
+import sys
+
 from ._backend import is_jax, is_torch
+
+_INSTANCES: list["CustomGradient"] = []
+
+
+def bind_torch():
+    """Build every torch.autograd.Function now.
+
+    A class cannot be created while torch.compile traces (dynamo refuses
+    ``__build_class__``), so lossy_torch calls this on import, and a
+    CustomGradient created after torch is imported builds its Function at once.
+    """
+    for instance in _INSTANCES:
+        instance._torch()
 
 
 class CustomGradient:
@@ -25,6 +40,9 @@ class CustomGradient:
         self.__name__ = name
         self._torch_function = None
         self._jax_function = None
+        _INSTANCES.append(self)
+        if "torch" in sys.modules:
+            self._torch()
 
     def __call__(self, xp, *arrays):
         if is_torch(xp):

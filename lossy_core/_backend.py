@@ -92,7 +92,7 @@ def dtype_name(dtype) -> str:
         "int8": "Char", "uint8": "Byte", "int16": "Short", "int32": "Int", "int64": "Long",
         "bool": "Bool", "complex64": "ComplexFloat", "complex128": "ComplexDouble",
     }
-    text = str(dtype).rsplit(".", 1)[-1].strip("'\"() ")
+    text = str(dtype).rsplit(".", 1)[-1].strip("'\"()<> ")  # "<class 'numpy.int64'>" too
     return names.get(text, text)
 
 

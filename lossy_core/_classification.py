@@ -56,7 +56,8 @@ def _check_weight(xp, weight, input, num_classes, *, loss):
 def _check_index_target(xp, input, target, *, loss):
     """torch's shape and dtype rules for class-index targets (nll_loss_nd)."""
     allowed = {xp.int64, xp.uint8, default_integer_dtype(xp)}
-    if not is_integer(xp, target) or target.dtype not in allowed:
+    # Compared with ==, not by hash: numpy's dtype('uint8') equals np.uint8 but hashes differently.
+    if not is_integer(xp, target) or not any(target.dtype == d for d in allowed):
         names = " or ".join(sorted({dtype_name(d) for d in allowed}))
         raise RuntimeError(
             f"expected target dtype to be Long or Byte, but got {dtype_name(target.dtype)}: {loss} expects "
@@ -100,18 +101,18 @@ def _take_weights(xp, weight, indices):
     return xp.reshape(flat, shape_of(indices))
 
 
-def _class_terms(xp, log_probs, target, weight, ignore_index, *, loss):
-    """Per-position ``-w[y] * log_probs[y]`` (0 where ``y == ignore_index``), on a batched layout.
-
-    ``log_probs`` is ``(N, C, ...)`` and ``target`` ``(N, ...)``. Returns
-    ``(terms, target_weights, kept, bad)``: ``target_weights`` (``w[y]``, 0 where
-    ignored) sum to the ``'mean'`` denominator; ``bad`` is None, or under
-    tracing the mask of out-of-range indices to poison with NaN (torch raises
-    IndexError for them).
-    """
-    num_classes = shape_of(log_probs)[1]
-    kept = target != ignore_index
-    out_of_range = kept & ((target < 0) | (target >= num_classes))
+def _check_indices(xp, target, num_classes, ignore_index, *, loss):
+    """``(kept, out_of_range, bad)`` for class indices: raises IndexError (torch's) for a readable
+    index outside [0, C) that is not ``ignore_index``; ``bad`` is the mask to poison under tracing."""
+    # A Python int outside the target dtype's range (uint8 vs ignore_index=-100) cannot be compared
+    # in array_api_strict (OverflowError); no target can equal it, or reach it.
+    info = xp.iinfo(target.dtype)
+    if info.min <= ignore_index <= info.max:
+        kept = target != ignore_index
+    else:
+        kept = xp.ones(shape_of(target), dtype=xp.bool, device=getattr(target, "device", None))
+    too_large = target >= num_classes if num_classes <= info.max else xp.zeros_like(kept)
+    out_of_range = kept & ((target < 0) | too_large)
 
     def out_of_bounds(bad):
         value = first_value(xp, target, bad)
@@ -120,7 +121,21 @@ def _class_terms(xp, log_probs, target, weight, ignore_index, *, loss):
             f"(or ignore_index={ignore_index}) in 'target', got {value}"
         )
 
-    bad = data_check(xp, out_of_range, raise_error=out_of_bounds)
+    return kept, out_of_range, data_check(xp, out_of_range, raise_error=out_of_bounds)
+
+
+def _class_terms(xp, log_probs, target, weight, ignore_index, *, loss, checked=None):
+    """Per-position ``-w[y] * log_probs[y]`` (0 where ``y == ignore_index``), on a batched layout.
+
+    ``log_probs`` is ``(N, C, ...)`` and ``target`` ``(N, ...)``. Returns
+    ``(terms, target_weights, kept, bad)``: ``target_weights`` (``w[y]``, 0 where
+    ignored) sum to the ``'mean'`` denominator; ``bad`` is None, or under
+    tracing the mask of out-of-range indices to poison with NaN (torch raises
+    IndexError for them).
+    """
+    if checked is None:  # ``checked``: the result of _check_indices, run before any compute
+        checked = _check_indices(xp, target, shape_of(log_probs)[1], ignore_index, loss=loss)
+    kept, out_of_range, bad = checked
     # Ignored and out-of-range positions gather class 0, then are masked: no wrapped index.
     index_dtype = xp.int64 if target.dtype == xp.int64 else default_integer_dtype(xp)
     index = xp.astype(target, index_dtype)
@@ -249,6 +264,19 @@ def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction
     """
     xp = namespace(input, target, weight)
     check_reduction(reduction)
+    if input.ndim == 0:
+        # torch: a 0-d target of the 0-d input's shape reads as class probabilities and is
+        # dtype-checked first (RuntimeError); otherwise the missing class axis is an IndexError.
+        if target.ndim == 0 and not is_floating(xp, target):
+            raise RuntimeError(
+                "Expected floating point type for target with class probabilities, got "
+                f"{dtype_name(target.dtype)}: cross_entropy reads a 'target' of the 0-d input's shape as class "
+                "probabilities; pass 'input' of shape (C), (N, C) or (N, C, d1, ..., dk)"
+            )
+        raise IndexError(
+            "Dimension out of range (expected to be in range of [-1, 0], but got 1): cross_entropy needs "
+            "'input' of shape (C), (N, C) or (N, C, d1, ..., dk), got a 0-d array"
+        )
     _check_input(xp, input, loss="cross_entropy", kernel="log_softmax_lastdim_kernel_impl")
     bad_smoothing = None
     if shape_of(target) == shape_of(input):
@@ -276,9 +304,11 @@ def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction
     if smoothing:
         bad_smoothing = _LABEL_SMOOTHING.validate(label_smoothing)
     batched_input, batched_target, single = _as_batch(xp, input, target)
+    # Indices are checked before the log_softmax: validation comes before any compute.
+    checked = _check_indices(xp, batched_target, num_classes, ignore_index, loss="cross_entropy")
     log_probs = log_softmax(xp, upcast(xp, batched_input), 1)
     terms, target_weights, kept, bad = _class_terms(
-        xp, log_probs, batched_target, weight, ignore_index, loss="cross_entropy"
+        xp, log_probs, batched_target, weight, ignore_index, loss="cross_entropy", checked=checked
     )
     if smoothing:
         weighted = log_probs if weight is None else log_probs * class_axis_view(

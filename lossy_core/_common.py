@@ -10,8 +10,12 @@ from ._validation import broadcast_shape, fmt_shape, is_floating
 
 def compute_dtype(xp, dtype):
     """float16/bfloat16 are computed in float32 (as torch's CPU kernels accumulate)."""
-    if dtype == xp.float16 or dtype == getattr(xp, "bfloat16", None):
-        return xp.float32
+    for name in ("float16", "bfloat16"):
+        # getattr: array_api_strict has no float16. The None test matters: numpy's
+        # ``dtype('float64') == None`` is True (None means the default dtype there).
+        low = getattr(xp, name, None)
+        if low is not None and dtype == low:
+            return xp.float32
     return dtype
 
 

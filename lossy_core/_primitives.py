@@ -52,7 +52,13 @@ def logsumexp(xp, x, axis, keepdims=False):
 
 
 def _generic_log_softmax(xp, x, axis):
-    return x - _generic_logsumexp(xp, x, axis, keepdims=True)
+    # torch's and jax's form: shift by the (gradient-stopped) max, then subtract the log-sum.
+    # A +inf logit then gives NaN for its whole row, as torch.log_softmax does (x - logsumexp
+    # would give -inf beside it); an all -inf row gives NaN, as in torch.
+    shift = stop_gradient(xp, xp.max(x, axis=axis, keepdims=True))
+    shift = xp.where(shift == -math.inf, xp.zeros_like(shift), shift)
+    shifted = x - shift
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
 
 def log_softmax(xp, x, axis):
@@ -93,10 +99,10 @@ def _generic_softplus(xp, x):
 
 def softplus(xp, x):
     """``log(1 + exp(x))`` computed without overflow."""
-    if is_torch(xp):
-        import torch  # threshold=inf: torch's default threshold 20 returns x itself above it
-
-        return torch.nn.functional.softplus(x, beta=1.0, threshold=math.inf)
+    # No torch delegation: torch's softplus is log1p(exp(x)) below its threshold, which
+    # overflows to inf for x > ~88 (float32) / ~709 (float64) when the threshold is inf, and
+    # it returns x itself (off by up to e^-20) above the default threshold 20. torch.logaddexp,
+    # which the generic body calls, is exact.
     if is_jax(xp):
         import jax
 

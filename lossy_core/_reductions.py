@@ -53,7 +53,9 @@ def mean(xp, loss):
     """Mean over every element; NaN for an empty loss, as in torch."""
     n = size_of(loss)
     if n == 0:
-        return _nan_scalar(xp, loss)
+        # sum (0) + NaN rather than a bare NaN constant: the result stays connected to
+        # ``loss``, so autodiff gives torch's (empty) gradient instead of none at all.
+        return xp.sum(loss) + _nan_scalar(xp, loss)
     return xp.sum(loss) / n
 
 

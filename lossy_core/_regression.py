@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from ._backend import dtype_name, is_number, namespace
+from ._backend import dtype_name, is_jax, is_number, namespace
 from ._common import as_float, broadcast_pair, floating_result_type, require_weight_like_input, upcast
 from ._reductions import check_reduction, reduce, reduce_weighted
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
@@ -32,6 +32,19 @@ _DELTA = Option("delta", 1.0, traced=True, check=partial(
 def _difference(xp, input, target, *, loss):
     input, target = broadcast_pair(xp, input, target, loss=loss)
     return upcast(xp, input) - upcast(xp, target)
+
+
+def _absolute(xp, difference):
+    """``|d|`` with torch's gradient ``sign(d)``, i.e. 0 at ``d = 0``.
+
+    torch (and numpy, which has no gradient) use ``abs`` itself. jax differentiates
+    ``abs`` to 1 at 0, so there ``sign(d) * d`` -- exactly ``|d|`` -- gives torch's
+    subgradient. (array-api-compat's torch ``sign`` indexes with a boolean mask,
+    which torch.vmap cannot batch, so it is not used for torch.)
+    """
+    if is_jax(xp) and is_floating(xp, difference):
+        return xp.sign(difference) * difference
+    return xp.abs(difference)
 
 
 def _weighted_reduce(xp, loss, weight, reduction, out_dtype):
@@ -76,7 +89,7 @@ def l1_loss(input, target, /, *, weight=None, reduction="mean"):
             )
         if weight is not None:
             out_dtype = weight.dtype if is_floating(xp, weight) else xp.float32
-    error = xp.abs(_difference(xp, input, target, loss="l1_loss"))
+    error = _absolute(xp, _difference(xp, input, target, loss="l1_loss"))
     if weight is None:
         return _finish(xp, reduce(xp, error, reduction), out_dtype)
     if is_floating(xp, weight):
@@ -137,11 +150,11 @@ def smooth_l1_loss(input, target, /, *, beta=1.0, reduction="mean"):
     check_reduction(reduction)
     bad_beta = _BETA.validate(beta)
     if is_number(beta) and beta == 0:
-        _require_floating_pair(xp, input, target, "smooth_l1_cpu")
+        # torch's beta == 0 path is l1_loss itself, integer rules included ('sum' of int64 works).
         return l1_loss(input, target, reduction=reduction)
     _require_floating_pair(xp, input, target, "smooth_l1_cpu")
     out_dtype = xp.result_type(input, target)
-    distance = xp.abs(_difference(xp, input, target, loss="smooth_l1_loss"))
+    distance = _absolute(xp, _difference(xp, input, target, loss="smooth_l1_loss"))
     # d - q + q^2 / (2 beta) with q = min(d, beta): no division by a zero beta when it is traced.
     clipped = xp.clip(distance, max=beta) if is_number(beta) else xp.minimum(distance, beta)
     safe_beta = beta if is_number(beta) else xp.where(beta > 0, beta, xp.ones_like(beta))

@@ -46,7 +46,7 @@ def require_same_dtype(x, reference, *, argument, reference_argument, loss):
 
 def broadcast_shape(*shapes) -> tuple[int, ...] | None:
     """The broadcast of ``shapes`` under the standard's rules, or None."""
-    ndim = max((len(s) for s in shapes), default=0)
+    ndim = max([0] + [len(s) for s in shapes])  # not max(..., default=0): a graph break in torch.compile
     out = []
     for axis in range(-ndim, 0):
         sizes = {s[axis] for s in shapes if len(s) >= -axis and s[axis] != 1}
@@ -113,7 +113,11 @@ def first_value(xp, values, mask):
 
 
 def poison(xp, loss, bad):
-    """``loss`` with NaN wherever ``bad`` holds (``bad`` broadcasts to the loss)."""
+    """``loss`` with NaN wherever ``bad`` holds (``bad`` broadcasts to the loss).
+
+    Multiplied in rather than selected with ``where``, so that the gradient of a
+    poisoned entry is NaN too, not a finite gradient of a loss that is not there.
+    """
     if bad is None:
         return loss
-    return xp.where(bad, xp.full_like(loss, xp.nan), loss)
+    return loss * xp.where(bad, xp.full_like(loss, xp.nan), xp.ones_like(loss))

@@ -12,6 +12,7 @@ Each loss has torch's exact signature and semantics; the formula is
 """
 
 import lossy_core as _core
+from lossy_core._autodiff import bind_torch as _bind_torch
 
 from . import functional
 from ._binding import LossModule, make_module as _make_module
@@ -22,3 +23,4 @@ for _spec in _core.losses():
         _make_module(_spec, globals())
         __all__.append(_spec.torch.module)
 del _spec
+_bind_torch()  # custom-gradient Functions must exist before torch.compile traces a loss

@@ -31,14 +31,18 @@ def _autocast_device(tensors):
     return None
 
 
-def call(spec: LossSpec, arrays, options):
+def call(spec: LossSpec, arrays, options, reduction_warnings=True):
     """Run the core formula for torch tensors, with torch's autocast behaviour.
+
+    ``reduction_warnings=False`` when the reduction came from the deprecated
+    ``size_average``/``reduce``: torch then emits only the deprecation warning
+    (``F.kl_div(size_average=True)`` does not add its 'mean' warning).
 
     Under autocast the native losses compute and return float32 (they are on
     autocast's float32 list), so floating inputs are cast to float32 and the
     formula runs with autocast disabled.
     """
-    for reduction, message in spec.torch.reduction_warnings:
+    for reduction, message in spec.torch.reduction_warnings if reduction_warnings else ():
         if options.get("reduction") == reduction:
             warnings.warn(message, UserWarning, stacklevel=3)
     tensors = list(arrays) + [options[name] for name in spec.optional_arrays]
@@ -83,9 +87,11 @@ def make_functional(spec: LossSpec, namespace: dict):
     legacy = (
         "    if size_average is not None or reduce is not None:\n"
         "        reduction = _legacy_reduction(size_average, reduce)\n"
+        "        return _call(_spec, ({arrays},), {{{options}}}, False)\n"
         if has_legacy else ""
     )
     options = ", ".join(f"{n!r}: {n}" for n in _option_names(spec))
+    legacy = legacy.format(arrays=", ".join(spec.arrays), options=options)
     source = (
         f"def {binding.function}({_parameter_list(binding.signature, binding.keyword_only)}):\n"
         f"{legacy}"

@@ -1,0 +1,190 @@
+"""The backends under test, each turning a ``Case`` into a ``Result``.
+
+- numpy, array_api_strict (and cupy where a CUDA device exists): ``lossy_core``
+  on that namespace's arrays; value only for now (no autodiff there). When
+  lossy_core grows analytic gradients, give ``CoreBackend`` a ``gradient``
+  function and these columns check gradients too.
+- torch: ``lossy_torch.functional`` (torch's signature), value + autograd.
+- jax: ``lossy_jax`` (jitted), value + ``jax.vjp`` with the same upstream.
+
+A backend that is not installed is skipped with its reason; a case whose dtype
+the backend cannot represent is skipped (counted separately).
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+import lossy_core
+
+from .cases import Case
+from .reference import Result, differentiable, run_torch_function, upstream_for
+
+
+class Unsupported(Exception):
+    """The backend cannot run this case (e.g. it has no such dtype): a skip, not a failure."""
+
+
+class Backend:
+    """Interface: ``name``, ``gradients`` (whether ``run`` returns gradients), ``load``, ``run``."""
+
+    def load(self) -> str | None:
+        """Import what the backend needs; return None, or the reason it is unavailable."""
+        raise NotImplementedError
+
+    def run(self, case: Case) -> Result:
+        raise NotImplementedError
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+@dataclass
+class CoreBackend(Backend):
+    """lossy_core called directly on an array-API namespace's arrays."""
+
+    name: str
+    module: str  # what to import
+    namespace: Callable  # () -> the array namespace
+    to_numpy: Callable  # array -> numpy array
+    dtypes: tuple = ("float64", "float32", "float16")  # floating dtypes it can hold
+    check: Callable | None = None  # () -> reason it cannot run, or None
+    gradients: bool = False
+    gradient: Callable | None = None  # (case, xp, arrays, upstream) -> {name: array}; analytic gradients later
+
+    def load(self):
+        try:
+            importlib.import_module(self.module)
+            return self.check() if self.check else None
+        except Exception as error:  # ImportError, CUDA runtime errors without a driver
+            return f"{type(error).__name__}: {error}"
+
+    def run(self, case):
+        if case.dtype not in self.dtypes:
+            raise Unsupported(f"{self.name} has no {case.dtype}")
+        xp = self.namespace()
+        spec = lossy_core.get(case.loss)
+        arrays = {}
+        for name, a in case.arrays.items():
+            arrays[name] = xp.asarray(a, dtype=getattr(xp, case.dtype)) if a.dtype.kind == "f" else xp.asarray(a)
+        positional = [arrays[n] for n in spec.arrays]
+        keywords = {n: arrays[n] for n in spec.optional_arrays if n in arrays}
+        out = _quiet(spec.function, *positional, **keywords, **case.options)
+        value = self.to_numpy(out)
+        result = Result(value.astype(np.float64), str(value.dtype), None)
+        if self.gradient is not None:
+            upstream = xp.asarray(upstream_for(case, tuple(value.shape)), dtype=out.dtype)
+            grads = self.gradient(case, xp, arrays, upstream)
+            result.grads = {}
+            for name in differentiable(case):
+                g = grads.get(name)
+                result.grads[name] = None if g is None else (self.to_numpy(g).astype(np.float64),
+                                                             str(self.to_numpy(g).dtype))
+        return result
+
+
+def _numpy_namespace():
+    import array_api_compat.numpy as xp
+
+    return xp
+
+
+def _strict_namespace():
+    import array_api_strict as xp
+
+    return xp
+
+
+def _cupy_namespace():
+    import array_api_compat.cupy as xp
+
+    return xp
+
+
+def _cupy_check():
+    import cupy
+
+    if cupy.cuda.runtime.getDeviceCount() < 1:
+        return "cupy is installed but no CUDA device is present"
+    return None
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    gradients = True
+
+    def load(self):
+        try:
+            import lossy_torch.functional  # noqa: F401
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    def run(self, case):
+        import lossy_torch.functional as F
+
+        return run_torch_function(getattr(F, lossy_core.get(case.loss).torch.function), case)
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    gradients = True
+
+    def load(self):
+        try:
+            import jax
+
+            jax.config.update("jax_enable_x64", True)  # float64 must mean float64
+            import lossy_jax  # noqa: F401
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    def run(self, case):
+        import jax
+        import jax.numpy as jnp
+        import lossy_jax
+
+        spec = lossy_core.get(case.loss)
+        fn = getattr(lossy_jax, case.loss)
+        floating = getattr(jnp, case.dtype)
+        arrays = {n: jnp.asarray(a, dtype=floating) if a.dtype.kind == "f" else jnp.asarray(a)
+                  for n, a in case.arrays.items()}
+        diff = differentiable(case)
+
+        def call(**overrides):
+            merged = {**arrays, **overrides}
+            keywords = {n: merged[n] for n in spec.optional_arrays if n in merged}
+            return fn(*[merged[n] for n in spec.arrays], **keywords, **case.options)
+
+        out = _quiet(call)
+        value = np.asarray(out)
+        result = Result(value.astype(np.float64), str(out.dtype), {})
+        if diff:
+            _, vjp = _quiet(jax.vjp, lambda *d: call(**dict(zip(diff, d))), *[arrays[n] for n in diff])
+            upstream = jnp.asarray(upstream_for(case, tuple(out.shape)), dtype=out.dtype)
+            for name, g in zip(diff, vjp(upstream)):
+                result.grads[name] = (np.asarray(g).astype(np.float64), str(g.dtype))
+        return result
+
+
+def all_backends() -> dict[str, Backend]:
+    return {
+        "numpy": CoreBackend("numpy", "numpy", _numpy_namespace, np.asarray),
+        "array_api_strict": CoreBackend("array_api_strict", "array_api_strict", _strict_namespace,
+                                        lambda a: np.asarray(a), dtypes=("float64", "float32")),
+        "torch": TorchBackend(),
+        "jax": JaxBackend(),
+        "cupy": CoreBackend("cupy", "cupy", _cupy_namespace, lambda a: a.get(), check=_cupy_check),
+    }
+
+
+BACKEND_NAMES = tuple(all_backends())

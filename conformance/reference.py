@@ -1,0 +1,106 @@
+"""The reference: torch itself, run live on the case's inputs.
+
+``run_torch_function`` calls a torch-signature function (``torch.nn.functional``
+for the reference, ``lossy_torch.functional`` for the torch backend) and returns
+the value and the autograd gradient of every differentiable floating array.
+Non-scalar outputs are differentiated as ``sum(out * upstream)`` with a seeded
+random ``upstream`` (see ``upstream_for``); scalar outputs with upstream 1.
+A gradient torch cannot compute is recorded as ``None``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import lossy_core
+
+from .cases import Case, cast
+
+
+@dataclass
+class Result:
+    value: np.ndarray  # widened exactly to float64 (bfloat16/float16/float32 -> float64)
+    dtype: str  # the output's dtype name, e.g. "float32", "bfloat16"
+    # name -> (gradient widened to float64, its dtype name) or None where not differentiable;
+    # ``grads is None``: this backend computes no gradients.
+    grads: dict | None = field(default=None)
+
+
+def differentiable(case: Case) -> list[str]:
+    """Names of the arrays whose gradient is checked: the spec's differentiable, floating ones."""
+    spec = lossy_core.get(case.loss)
+    return [n for n in spec.differentiable if n in case.arrays and case.arrays[n].dtype.kind == "f"]
+
+
+def upstream_for(case: Case, shape: tuple) -> np.ndarray:
+    """The upstream gradient (float64 values representable in the case dtype) for an output shape."""
+    if shape == ():
+        return np.array(1.0)
+    rng = np.random.default_rng(1000 + case.upstream_seed)
+    return cast(rng.uniform(-1.0, 1.0, shape), case.dtype).astype(np.float64)
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, name)
+
+
+def _to_numpy(t):
+    import torch
+
+    return t.detach().to(torch.float64).cpu().numpy() if t.is_floating_point() else t.detach().cpu().numpy()
+
+
+def run_torch_function(fn, case: Case, *, gradients: bool = True, device: str = "cpu") -> Result:
+    import torch
+
+    spec = lossy_core.get(case.loss)
+    tensors = {}
+    for name, array in case.arrays.items():
+        t = torch.from_numpy(np.array(array, copy=True)).to(device)
+        if array.dtype.kind == "f":
+            t = t.to(torch_dtype(case.dtype))
+        tensors[name] = t
+    diff = differentiable(case) if gradients else []
+    for name in diff:
+        tensors[name].requires_grad_(True)
+    positional = [tensors[n] for n in spec.arrays]
+    keywords = {n: tensors[n] for n in spec.optional_arrays if n in tensors}
+    keywords.update(case.options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # kl_div 'mean' and broadcasting warnings are expected
+        out = fn(*positional, **keywords)
+    result = Result(_to_numpy(out), str(out.dtype).removeprefix("torch."), {} if gradients else None)
+    if not gradients:
+        return result
+    upstream = torch.from_numpy(upstream_for(case, tuple(out.shape))).to(device=device, dtype=out.dtype)
+    for name in diff:
+        grad = None
+        if out.requires_grad:
+            try:
+                (grad,) = torch.autograd.grad(out, tensors[name], grad_outputs=upstream, retain_graph=True,
+                                              allow_unused=True)
+            except (RuntimeError, NotImplementedError):
+                grad = None  # torch cannot differentiate this argument
+        result.grads[name] = None if grad is None else (_to_numpy(grad), str(grad.dtype).removeprefix("torch."))
+    return result
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def run_reference(case: Case) -> Result:
+    """torch.nn.functional.<spec.torch.function> on the case's inputs (value + gradients)."""
+    import torch.nn.functional as F
+
+    spec = lossy_core.get(case.loss)
+    if spec.torch is None:
+        raise NotImplementedError(f"{case.loss} has no torch binding and no plain-torch reference yet")
+    return run_torch_function(getattr(F, spec.torch.function), case)

@@ -1,0 +1,167 @@
+"""Drop-in test on torch's own documented examples.
+
+For each of the nine torch-bound losses, the ``>>>`` Examples of
+``torch.nn.functional.<name>.__doc__`` and ``torch.nn.<Class>.__doc__`` are run
+with the same ``torch.manual_seed``:
+
+1. unpatched (the reference),
+2. with ``torch.nn.functional.<name>`` replaced by ``lossy_torch.functional.<name>``
+   (torch.nn's modules call ``F.<name>`` through the module attribute, so this
+   also routes the class examples to lossy),
+3. with ``torch.nn.<Class>`` replaced by ``lossy_torch.<Class>`` (class examples).
+
+Every tensor the examples leave behind (losses, outputs, inputs, the printed
+value of bare expressions) and the ``.grad`` of every leaf that requires grad
+(including module parameters, e.g. the Conv2d of the NLLLoss example) must
+agree to float32 tolerance. Each patched run must really reach lossy: the
+number of calls into lossy is counted and must equal the number of calls the
+example makes to the patched name.
+"""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+import lossy_torch  # noqa: E402
+import lossy_torch._binding as binding  # noqa: E402
+import lossy_torch.functional as LF  # noqa: E402
+
+NINE = {
+    "l1_loss": "L1Loss",
+    "mse_loss": "MSELoss",
+    "smooth_l1_loss": "SmoothL1Loss",
+    "huber_loss": "HuberLoss",
+    "binary_cross_entropy": "BCELoss",
+    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
+    "cross_entropy": "CrossEntropyLoss",
+    "nll_loss": "NLLLoss",
+    "kl_div": "KLDivLoss",
+}
+
+
+def _examples(obj):
+    """The ``>>>`` examples of ``obj``'s docstring (multi-line statements joined by doctest)."""
+    return [e.source for e in doctest.DocTestParser().get_examples(obj.__doc__ or "")]
+
+
+def _run(sources, seed=0):
+    """Execute the examples in one namespace; return every resulting tensor by a stable key."""
+    torch.manual_seed(seed)
+    scope = {"torch": torch, "nn": torch.nn, "F": torch.nn.functional}
+    results = {}
+    for i, source in enumerate(sources):
+        try:
+            code = compile(source, f"<example {i}>", "eval")
+        except SyntaxError:
+            exec(compile(source, f"<example {i}>", "exec"), scope)  # noqa: S102
+        else:
+            value = eval(code, scope)  # noqa: S307  (a bare expression: doctest prints it)
+            if isinstance(value, torch.Tensor):
+                results[f"expr{i}"] = value.detach().clone()
+            elif isinstance(value, float):
+                results[f"expr{i}"] = torch.tensor(value, dtype=torch.float64)
+        # Snapshot after each example, so a name rebound later (``input``, ``loss``)
+        # is compared at every stage, not only at the end.
+        for name, value in scope.items():
+            if isinstance(value, torch.Tensor):
+                results[f"{name}@{i}"] = value.detach().clone()
+                if value.is_leaf and value.grad is not None:
+                    results[f"{name}.grad@{i}"] = value.grad.clone()
+            elif isinstance(value, torch.nn.Module):
+                for pname, param in value.named_parameters():
+                    if param.grad is not None:
+                        results[f"{name}.{pname}.grad@{i}"] = param.grad.clone()
+    return results
+
+
+class _Counter:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+def _calls_in(sources, token):
+    return sum(s.count(token) for s in sources)
+
+
+def _compare(reference, patched):
+    assert reference.keys() == patched.keys()
+    grads = [k for k in reference if ".grad@" in k]
+    for key, expected in reference.items():
+        torch.testing.assert_close(patched[key], expected, rtol=1.3e-6, atol=1e-5, msg=lambda m: f"{key}: {m}")
+    return grads
+
+
+@pytest.mark.parametrize("name", sorted(NINE))
+def test_docstring_examples_with_functional_patched(name, monkeypatch):
+    cls = NINE[name]
+    sources = _examples(getattr(F, name)) + _examples(getattr(torch.nn, cls))
+    if not sources:
+        pytest.fail(f"torch's docstrings of {name}/{cls} have no examples")
+    reference = _run(sources)
+
+    counter = _Counter(getattr(LF, name))
+    with monkeypatch.context() as m:
+        m.setattr(torch.nn.functional, name, counter)
+        patched = _run(sources)
+    # Every F.<name>(...) and every call of the module reaches lossy.
+    expected_calls = _calls_in(sources, f"F.{name}(")
+    assert counter.calls > 0
+    assert counter.calls >= expected_calls
+    grads = _compare(reference, patched)
+    # Not vacuous: every example that calls backward() produced a gradient to compare.
+    if any(".backward()" in s for s in sources):
+        assert grads
+
+
+@pytest.mark.parametrize("name", sorted(NINE))
+def test_docstring_examples_with_class_replaced(name, monkeypatch):
+    cls = NINE[name]
+    sources = _examples(getattr(torch.nn, cls))
+    assert sources, f"torch.nn.{cls} has no documented examples"
+    assert _calls_in(sources, f"nn.{cls}(") > 0
+    reference = _run(sources)
+
+    counter = _Counter(binding.call)
+    constructed = []
+
+    class Recording(getattr(lossy_torch, cls)):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            constructed.append(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(torch.nn, cls, Recording)
+        m.setattr(binding, "call", counter)  # LossModule.forward looks ``call`` up at run time
+        # and nothing may fall back to torch's own loss
+        m.setattr(torch.nn.functional, name, _forbidden(name))
+        patched = _run(sources)
+    assert len(constructed) == _calls_in(sources, f"nn.{cls}(")
+    assert all(isinstance(c, lossy_torch.LossModule) for c in constructed)
+    assert counter.calls > 0
+    _compare(reference, patched)
+
+
+def _forbidden(name):
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"torch.nn.functional.{name} was called while torch.nn's class was replaced")
+    return forbidden
+
+
+def test_patched_run_is_sensitive():
+    # The comparison can fail: a deliberately wrong "drop-in" is caught.
+    sources = _examples(torch.nn.MSELoss)
+    reference = _run(sources)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(torch.nn.functional, "mse_loss", lambda i, t, *a, **k: LF.mse_loss(i, t, *a, **k) * 1.001)
+        patched = _run(sources)
+    with pytest.raises(AssertionError):
+        _compare(reference, patched)
