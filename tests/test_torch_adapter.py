@@ -26,17 +26,8 @@ import lossy_core  # noqa: E402
 import lossy_torch  # noqa: E402
 import lossy_torch.functional as LF  # noqa: E402
 
-NINE = {
-    "l1_loss": "L1Loss",
-    "mse_loss": "MSELoss",
-    "smooth_l1_loss": "SmoothL1Loss",
-    "huber_loss": "HuberLoss",
-    "binary_cross_entropy": "BCELoss",
-    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
-    "cross_entropy": "CrossEntropyLoss",
-    "nll_loss": "NLLLoss",
-    "kl_div": "KLDivLoss",
-}
+# Every torch loss lossy binds, with its torch.nn class (the registry is the list).
+NINE = {s.torch.function: s.torch.module for s in lossy_core.losses() if s.torch and s.torch.module}
 BOUND = [s for s in lossy_core.losses() if s.torch is not None]
 WITH_MODULE = [s for s in BOUND if s.torch.module is not None]
 FUNCTIONS = sorted(NINE)

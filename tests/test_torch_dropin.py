@@ -27,21 +27,13 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
+import lossy_core  # noqa: E402
 import lossy_torch  # noqa: E402
 import lossy_torch._binding as binding  # noqa: E402
 import lossy_torch.functional as LF  # noqa: E402
 
-NINE = {
-    "l1_loss": "L1Loss",
-    "mse_loss": "MSELoss",
-    "smooth_l1_loss": "SmoothL1Loss",
-    "huber_loss": "HuberLoss",
-    "binary_cross_entropy": "BCELoss",
-    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
-    "cross_entropy": "CrossEntropyLoss",
-    "nll_loss": "NLLLoss",
-    "kl_div": "KLDivLoss",
-}
+# Every torch loss lossy binds, with its torch.nn class (the registry is the list).
+NINE = {s.torch.function: s.torch.module for s in lossy_core.losses() if s.torch and s.torch.module}
 
 
 def _examples(obj):
