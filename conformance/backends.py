@@ -1,9 +1,8 @@
 """The backends under test, each turning a ``Case`` into a ``Result``.
 
 - numpy, array_api_strict (and cupy where a CUDA device exists): ``lossy_core``
-  on that namespace's arrays; value only for now (no autodiff there). When
-  lossy_core grows analytic gradients, give ``CoreBackend`` a ``gradient``
-  function and these columns check gradients too.
+  on that namespace's arrays; gradients from ``lossy_core.value_and_grad`` (the
+  analytic vector-Jacobian products) with the same upstream as torch's.
 - torch: ``lossy_torch.functional`` (torch's signature), value + autograd.
 - jax: ``lossy_jax`` (jitted), value + ``jax.vjp`` with the same upstream.
 
@@ -57,8 +56,12 @@ class CoreBackend(Backend):
     to_numpy: Callable  # array -> numpy array
     dtypes: tuple = ("float64", "float32", "float16")  # floating dtypes it can hold
     check: Callable | None = None  # () -> reason it cannot run, or None
-    gradients: bool = False
-    gradient: Callable | None = None  # (case, xp, arrays, upstream) -> {name: array}; analytic gradients later
+    gradients: bool = True
+    gradient: Callable | None = None  # (case, xp, arrays, upstream) -> {name: array}
+
+    def __post_init__(self):
+        if self.gradient is None and self.gradients:
+            self.gradient = analytic_gradient
 
     def load(self):
         try:
@@ -89,6 +92,16 @@ class CoreBackend(Backend):
                 result.grads[name] = None if g is None else (self.to_numpy(g).astype(np.float64),
                                                              str(self.to_numpy(g).dtype))
         return result
+
+
+def analytic_gradient(case, xp, arrays, upstream):
+    """The analytic gradients of ``lossy_core.value_and_grad`` for the case (upstream as torch's)."""
+    spec = lossy_core.get(case.loss)
+    positional = [arrays[n] for n in spec.arrays]
+    keywords = {n: arrays[n] for n in spec.optional_arrays if n in arrays}
+    _, grads = _quiet(lossy_core.value_and_grad(spec.function), *positional, **keywords, upstream=upstream,
+                      **case.options)
+    return grads
 
 
 def _numpy_namespace():
