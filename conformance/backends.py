@@ -116,6 +116,21 @@ def _strict_namespace():
     return xp
 
 
+def _torch_namespace():
+    import array_api_compat.torch as xp
+
+    return xp
+
+
+def _jax_namespace():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # float64 must mean float64
+    import jax.numpy as xp
+
+    return xp
+
+
 def _cupy_namespace():
     import array_api_compat.cupy as xp
 
@@ -196,6 +211,10 @@ def all_backends() -> dict[str, Backend]:
                                         lambda a: np.asarray(a), dtypes=("float64", "float32")),
         "torch": TorchBackend(),
         "jax": JaxBackend(),
+        # lossy_core's analytic gradients (value_and_grad, no autodiff) on torch and jax arrays, eagerly.
+        "torch-analytic": CoreBackend("torch-analytic", "torch", _torch_namespace,
+                                      lambda t: t.detach().cpu().numpy()),
+        "jax-analytic": CoreBackend("jax-analytic", "jax", _jax_namespace, np.asarray),
         "cupy": CoreBackend("cupy", "cupy", _cupy_namespace, lambda a: a.get(), check=_cupy_check),
     }
 
