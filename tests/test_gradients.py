@@ -309,3 +309,10 @@ def test_array_api_strict_gives_the_numpy_gradients():
                                                                  label_smoothing=0.1)
     assert type(got["input"]).__module__.startswith("array_api_strict")
     np.testing.assert_array_equal(np.asarray(got["input"]), want["input"])
+
+
+def test_kl_div_target_gradient_at_zero_probability_is_torch_nan():
+    """torch differentiates xlogy(p, p): the target gradient at p = 0 is NaN (0/0), the rest finite."""
+    grads = _check_against_torch("kl_div", {"input": np.array([-1.0, -0.5, -2.0]), "target": np.array([0.0, 0.3, 0.7])},
+                                 {"reduction": "sum"})
+    assert np.isnan(grads["target"][0]) and np.isfinite(grads["target"][1:]).all()
