@@ -1,9 +1,8 @@
 """The backends under test, each turning a ``Case`` into a ``Result``.
 
 - numpy, array_api_strict (and cupy where a CUDA device exists): ``lossy_core``
-  on that namespace's arrays; value only for now (no autodiff there). When
-  lossy_core grows analytic gradients, give ``CoreBackend`` a ``gradient``
-  function and these columns check gradients too.
+  on that namespace's arrays; gradients from ``lossy_core.value_and_grad`` (the
+  analytic vector-Jacobian products) with the same upstream as torch's.
 - torch: ``lossy_torch.functional`` (torch's signature), value + autograd.
 - jax: ``lossy_jax`` (jitted), value + ``jax.vjp`` with the same upstream.
 
@@ -57,8 +56,12 @@ class CoreBackend(Backend):
     to_numpy: Callable  # array -> numpy array
     dtypes: tuple = ("float64", "float32", "float16")  # floating dtypes it can hold
     check: Callable | None = None  # () -> reason it cannot run, or None
-    gradients: bool = False
-    gradient: Callable | None = None  # (case, xp, arrays, upstream) -> {name: array}; analytic gradients later
+    gradients: bool = True
+    gradient: Callable | None = None  # (case, xp, arrays, upstream) -> {name: array}
+
+    def __post_init__(self):
+        if self.gradient is None and self.gradients:
+            self.gradient = analytic_gradient
 
     def load(self):
         try:
@@ -91,6 +94,16 @@ class CoreBackend(Backend):
         return result
 
 
+def analytic_gradient(case, xp, arrays, upstream):
+    """The analytic gradients of ``lossy_core.value_and_grad`` for the case (upstream as torch's)."""
+    spec = lossy_core.get(case.loss)
+    positional = [arrays[n] for n in spec.arrays]
+    keywords = {n: arrays[n] for n in spec.optional_arrays if n in arrays}
+    _, grads = _quiet(lossy_core.value_and_grad(spec.function), *positional, **keywords, upstream=upstream,
+                      **case.options)
+    return grads
+
+
 def _numpy_namespace():
     import array_api_compat.numpy as xp
 
@@ -99,6 +112,21 @@ def _numpy_namespace():
 
 def _strict_namespace():
     import array_api_strict as xp
+
+    return xp
+
+
+def _torch_namespace():
+    import array_api_compat.torch as xp
+
+    return xp
+
+
+def _jax_namespace():
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # float64 must mean float64
+    import jax.numpy as xp
 
     return xp
 
@@ -183,6 +211,10 @@ def all_backends() -> dict[str, Backend]:
                                         lambda a: np.asarray(a), dtypes=("float64", "float32")),
         "torch": TorchBackend(),
         "jax": JaxBackend(),
+        # lossy_core's analytic gradients (value_and_grad, no autodiff) on torch and jax arrays, eagerly.
+        "torch-analytic": CoreBackend("torch-analytic", "torch", _torch_namespace,
+                                      lambda t: t.detach().cpu().numpy()),
+        "jax-analytic": CoreBackend("jax-analytic", "jax", _jax_namespace, np.asarray),
         "cupy": CoreBackend("cupy", "cupy", _cupy_namespace, lambda a: a.get(), check=_cupy_check),
     }
 

@@ -8,6 +8,8 @@ returns an array of the input's namespace and device::
 
 The registry (``lossy_core.REGISTRY``) lists every loss with the metadata the
 adapters (``lossy_torch``, ``lossy_jax``) and the conformance suite are built from.
+``lossy_core.value_and_grad(loss)`` gives a loss's value and its analytic gradients
+on any array-API namespace (NumPy, CuPy, ...).
 """
 
 # Family modules register their losses on import; this order is the README table's.
@@ -16,11 +18,13 @@ from ._classification import cross_entropy, nll_loss
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._divergence import kl_div
 from ._reductions import legacy_reduction
-from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses
+from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses, missing_gradients
+from ._gradients import value_and_grad
 
 __version__ = "0.1.0"
 
 __all__ = [
     "REGISTRY", "REQUIRED", "LossSpec", "Option", "TorchBinding", "get", "losses", "legacy_reduction",
+    "missing_gradients", "value_and_grad",
     *(spec.name for spec in losses()),
 ]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from ._autodiff import custom_gradient
 from ._backend import dtype_name, namespace, quiet_floating_point, shape_of
-from ._common import as_float, upcast
+from ._common import as_float, gradient_like, upcast
 from ._primitives import log_sigmoid
-from ._reductions import check_reduction, reduce
+from ._reductions import check_reduction, reduce, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
     data_check, fmt_shape, is_floating, poison, require_broadcastable_to, require_same_dtype,
@@ -155,8 +155,50 @@ def binary_cross_entropy_with_logits(input, target, /, *, weight=None, pos_weigh
     return value if value.dtype == target.dtype else xp.astype(value, target.dtype)
 
 
+# -- gradients (LossSpec.vjp; called after the loss accepted the same arguments) -------
+
+def _bce_vjp(xp, arrays, options, upstream):
+    """Per element: ``w * upstream'`` times ``_bce_backward`` (torch's clamped-term gradients)."""
+    input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
+    probability, label = upcast(xp, input), upcast(xp, target)
+    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, input.dtype)), probability.shape,
+                          options["reduction"])
+    if weight is not None:
+        scale = scale * upcast(xp, as_float(xp, weight, input.dtype))
+    grad_input, grad_target = _bce_backward(xp, (probability, label), scale, (True, True))
+    return {"input": gradient_like(xp, grad_input, input), "target": gradient_like(xp, grad_target, target)}
+
+
+def _bce_with_logits_vjp(xp, arrays, options, upstream):
+    """With ``c = 1 + (pw - 1) y``: d/dx = w ((1 - y) - c sigmoid(-x)),  d/dy = w ((1 - pw) log sigmoid(x) - x).
+
+    ``sigmoid(-x)`` is ``exp(log_sigmoid(-x))``: finite for logits of any magnitude.
+    """
+    input, target = arrays["input"], arrays["target"]
+    weight, pos_weight = arrays.get("weight"), arrays.get("pos_weight")
+    dtype = xp.result_type(input, target)
+    logits = upcast(xp, as_float(xp, input, dtype))
+    labels = upcast(xp, as_float(xp, target, dtype))
+    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), logits.shape, options["reduction"])
+    if weight is not None:
+        scale = scale * upcast(xp, as_float(xp, weight, dtype))
+    sigmoid_negative = xp.exp(log_sigmoid(xp, -logits))
+    if pos_weight is None:
+        d_input = (1 - labels) - sigmoid_negative
+        d_target = -logits
+    else:
+        positive_scale = upcast(xp, as_float(xp, pos_weight, dtype))
+        d_input = (1 - labels) - ((positive_scale - 1) * labels + 1) * sigmoid_negative
+        d_target = (1 - positive_scale) * log_sigmoid(xp, logits) - logits
+    grads = {"input": gradient_like(xp, scale * d_input, input)}
+    if is_floating(xp, target):
+        grads["target"] = gradient_like(xp, scale * d_target, target)
+    return grads
+
+
 register(LossSpec(
-    name="binary_cross_entropy", function=binary_cross_entropy, family="binary", arrays=("input", "target"),
+    name="binary_cross_entropy", function=binary_cross_entropy, vjp=_bce_vjp, family="binary",
+    arrays=("input", "target"),
     optional_arrays=("weight",), options=(Option("reduction", "mean"),), differentiable=("input", "target"),
     summary="binary cross entropy on probabilities, logs clamped at -100",
     torch=TorchBinding(
@@ -167,7 +209,8 @@ register(LossSpec(
     ),
 ))
 register(LossSpec(
-    name="binary_cross_entropy_with_logits", function=binary_cross_entropy_with_logits, family="binary",
+    name="binary_cross_entropy_with_logits", function=binary_cross_entropy_with_logits, vjp=_bce_with_logits_vjp,
+    family="binary",
     arrays=("input", "target"), optional_arrays=("weight", "pos_weight"), options=(Option("reduction", "mean"),),
     differentiable=("input", "target"),
     summary="binary cross entropy on logits in log space (`weight`, `pos_weight`)",

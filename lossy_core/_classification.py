@@ -8,10 +8,10 @@ shape holds class probabilities (cross_entropy only).
 
 from __future__ import annotations
 
-from ._backend import default_integer_dtype, dtype_name, is_number, namespace, shape_of
-from ._common import compute_dtype, upcast
-from ._primitives import class_axis_view, log_softmax, take_along_axis
-from ._reductions import check_reduction, mean, reduce_weighted
+from ._backend import default_integer_dtype, dtype_name, is_number, namespace, quiet_floating_point, shape_of
+from ._common import as_float, compute_dtype, gradient_like, upcast
+from ._primitives import class_axis_view, log_softmax, one_hot, take_along_axis
+from ._reductions import check_reduction, mean, reduce_weighted, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
     data_check, first_value, fmt_shape, is_floating, is_integer, poison, require_in_range,
@@ -323,10 +323,95 @@ def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction
     return _reduce_class_terms(xp, terms, target_weights, reduction, single, input.dtype)
 
 
+# -- gradients (LossSpec.vjp; called after the loss accepted the same arguments) -------
+#
+# Both losses are ``-sum_c a_nc * l_nc`` per position n, reduced: ``l = input`` for nll_loss,
+# ``l = log_softmax(input)`` for cross_entropy, with coefficients ``a`` (weights, one-hot or
+# smoothed targets, 0 where ignored). The gradient with respect to l is ``-g_n a_nc``; through
+# log_softmax it is ``-g_n (a_nc - softmax_nc sum_c a_nc)``.
+
+def _index_coefficients(xp, input, target, weight, ignore_index, amount, *, loss):
+    """``(a, g_scale_denominator, kept)`` on the batched layout for class-index targets.
+
+    ``a_nc = (1 - eps) w[y_n] [c = y_n] + eps / C w_c``, 0 where ``y_n`` is ignored; the
+    denominator of ``'mean'`` is ``sum_n w[y_n]`` over the kept positions (as in the loss).
+    """
+    num_classes = shape_of(input)[1]
+    checked = _check_indices(xp, target, num_classes, ignore_index, loss=loss)
+    _, target_weights, kept, _ = _class_terms(xp, input, target, weight, ignore_index, loss=loss, checked=checked)
+    index_dtype = xp.int64 if target.dtype == xp.int64 else default_integer_dtype(xp)
+    safe_index = xp.where(kept, xp.astype(target, index_dtype), xp.zeros_like(xp.astype(target, index_dtype)))
+    picked = one_hot(xp, safe_index, num_classes, input.dtype, axis=1) * xp.expand_dims(target_weights, axis=1)
+    if amount == 0:
+        return picked, xp.sum(target_weights), kept
+    w = xp.ones((num_classes,), dtype=input.dtype) if weight is None else upcast(xp, as_float(xp, weight, input.dtype))
+    uniform = class_axis_view(xp, w, input.ndim, 1) * xp.expand_dims(xp.astype(kept, input.dtype), axis=1)
+    return (1 - amount) * picked + (amount / num_classes) * uniform, xp.sum(target_weights), kept
+
+
+def _upstream_per_position(xp, upstream, kept, reduction, denominator, dtype):
+    """``g_n``: the gradient of the output with respect to each position's term (0 where ignored)."""
+    upstream = upcast(xp, as_float(xp, upstream, dtype))
+    if reduction == "none":
+        upstream = xp.reshape(upstream, shape_of(kept))
+    g = reduction_vjp(xp, upstream, shape_of(kept), reduction, denominator)
+    # torch writes the gradient only at kept targets: all ignored gives zeros, not 0 * (1/0).
+    return xp.where(kept, g, xp.zeros_like(g))
+
+
+def _nll_vjp(xp, arrays, options, upstream):
+    input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
+    batched_input, batched_target, _ = _as_batch(xp, input, target)
+    values = upcast(xp, batched_input)
+    a, denominator, kept = _index_coefficients(
+        xp, values, batched_target, weight, options["ignore_index"], 0, loss="nll_loss"
+    )
+    g = _upstream_per_position(xp, upstream, kept, options["reduction"], denominator, values.dtype)
+    grad = -xp.expand_dims(g, axis=1) * a
+    return {"input": gradient_like(xp, xp.reshape(grad, shape_of(input)), input)}
+
+
+def _cross_entropy_vjp(xp, arrays, options, upstream):
+    input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
+    reduction, amount = options["reduction"], _smoothing_amount(xp, options["label_smoothing"])
+    if shape_of(target) == shape_of(input):
+        return _probability_cross_entropy_vjp(xp, input, target, weight, reduction, amount, upstream)
+    batched_input, batched_target, _ = _as_batch(xp, input, target)
+    logits = upcast(xp, batched_input)
+    a, denominator, kept = _index_coefficients(
+        xp, logits, batched_target, weight, options["ignore_index"], amount, loss="cross_entropy"
+    )
+    g = _upstream_per_position(xp, upstream, kept, reduction, denominator, logits.dtype)
+    softmax = xp.exp(log_softmax(xp, logits, 1))
+    grad = -xp.expand_dims(g, axis=1) * (a - softmax * xp.sum(a, axis=1, keepdims=True))
+    return {"input": gradient_like(xp, xp.reshape(grad, shape_of(input)), input)}
+
+
+def _probability_cross_entropy_vjp(xp, input, target, weight, reduction, amount, upstream):
+    """``a = w q``, ``q = (1 - eps) target + eps / C``; d/d target = ``-(1 - eps) g w log_softmax``."""
+    class_axis = _class_axis(input)
+    num_classes = shape_of(input)[class_axis]
+    dtype = xp.result_type(input, target)
+    log_probs = log_softmax(xp, upcast(xp, as_float(xp, input, dtype)), class_axis)
+    q = upcast(xp, as_float(xp, target, dtype))
+    if amount != 0:
+        q = q * (1 - amount) + amount / num_classes
+    w = None if weight is None else class_axis_view(xp, upcast(xp, as_float(xp, weight, dtype)), input.ndim,
+                                                    class_axis)
+    a = q if w is None else q * w
+    position_shape = tuple(n for i, n in enumerate(shape_of(input)) if i != class_axis)
+    g = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, log_probs.dtype)), position_shape, reduction)
+    g = xp.expand_dims(g, axis=class_axis)
+    grad_input = -g * (a - xp.exp(log_probs) * xp.sum(a, axis=class_axis, keepdims=True))
+    with quiet_floating_point(xp):
+        grad_target = -g * (1 - amount) * (log_probs if w is None else log_probs * w)
+    return {"input": gradient_like(xp, grad_input, input), "target": gradient_like(xp, grad_target, target)}
+
+
 _CE_OPTIONS = (Option("ignore_index", -100), Option("reduction", "mean"))
 
 register(LossSpec(
-    name="nll_loss", function=nll_loss, family="classification", arrays=("input", "target"),
+    name="nll_loss", function=nll_loss, vjp=_nll_vjp, family="classification", arrays=("input", "target"),
     optional_arrays=("weight",), options=_CE_OPTIONS,
     summary="negative log-likelihood of class indices (`weight`, `ignore_index`)",
     torch=TorchBinding(
@@ -339,7 +424,8 @@ register(LossSpec(
     ),
 ))
 register(LossSpec(
-    name="cross_entropy", function=cross_entropy, family="classification", arrays=("input", "target"),
+    name="cross_entropy", function=cross_entropy, vjp=_cross_entropy_vjp, family="classification",
+    arrays=("input", "target"),
     optional_arrays=("weight",), options=(*_CE_OPTIONS, _LABEL_SMOOTHING),
     differentiable=("input", "target"),
     summary="softmax cross entropy; class indices or probabilities, `weight`, `ignore_index`, `label_smoothing`",

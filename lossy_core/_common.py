@@ -70,3 +70,23 @@ def floating_result_type(xp, *arrays):
     """The promoted dtype of ``arrays``, counting only floating ones."""
     floats = [a for a in arrays if a is not None and is_floating(xp, a)]
     return xp.result_type(*floats)
+
+
+def sum_to_shape(xp, gradient, shape):
+    """``gradient`` summed over the axes that broadcasting added to an array of ``shape``."""
+    shape = tuple(shape)
+    if tuple(gradient.shape) == shape:
+        return gradient
+    extra = gradient.ndim - len(shape)
+    if extra:
+        gradient = xp.sum(gradient, axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and gradient.shape[i] != 1)
+    if axes:
+        gradient = xp.sum(gradient, axis=axes, keepdims=True)
+    return xp.reshape(gradient, shape)
+
+
+def gradient_like(xp, gradient, array):
+    """``gradient`` reduced to ``array``'s shape (undoing broadcasting) in ``array``'s dtype."""
+    gradient = sum_to_shape(xp, gradient, array.shape)
+    return gradient if gradient.dtype == array.dtype else xp.astype(gradient, array.dtype)

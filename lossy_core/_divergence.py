@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ._backend import dtype_name, namespace, quiet_floating_point, shape_of
-from ._common import broadcast_pair, upcast
+from ._common import as_float, broadcast_pair, gradient_like, upcast
 from ._primitives import xlogy
-from ._reductions import KL_REDUCTIONS, check_reduction, reduce
+from ._reductions import KL_REDUCTIONS, check_reduction, reduce, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import is_floating
 
@@ -45,8 +45,37 @@ def kl_div(input, target, /, *, reduction="mean", log_target=False):
     return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
 
 
+def _kl_div_vjp(xp, arrays, options, upstream):
+    """LossSpec.vjp of kl_div. With ``log q = input`` and ``p = target``::
+
+        d/d input = -p,            d/d target = log p + 1 - input     (torch: NaN at p = 0, the
+        d/d input = -exp(p),       d/d target = exp(p) (p - input + 1)  gradient of xlogy(p, p))
+
+    the second line for ``log_target=True``.
+    """
+    input, target = arrays["input"], arrays["target"]
+    input_b, target_b = broadcast_pair(xp, input, target, loss="kl_div", warn=False)
+    log_q, p = upcast(xp, input_b), upcast(xp, target_b)
+    reduction = options["reduction"]
+    upstream = upcast(xp, as_float(xp, upstream, log_q.dtype))
+    if reduction == "batchmean":
+        scale = upstream / shape_of(input)[0] if input.ndim != 0 and shape_of(input)[0] else upstream
+        scale = xp.broadcast_to(scale, log_q.shape)
+    else:
+        scale = reduction_vjp(xp, upstream, log_q.shape, reduction)
+    with quiet_floating_point(xp):
+        if options["log_target"]:
+            d_input = -xp.exp(p)
+            d_target = xp.exp(p) * (p - log_q + 1)
+        else:
+            d_input = -p
+            # torch differentiates xlogy(p, p): log(p) where p != 0 (0 at p = 0), plus p / p.
+            d_target = xp.where(p == 0, xp.zeros_like(p), xp.log(p)) + p / p - log_q
+    return {"input": gradient_like(xp, scale * d_input, input), "target": gradient_like(xp, scale * d_target, target)}
+
+
 register(LossSpec(
-    name="kl_div", function=kl_div, family="divergence", arrays=("input", "target"),
+    name="kl_div", function=kl_div, vjp=_kl_div_vjp, family="divergence", arrays=("input", "target"),
     options=(Option("reduction", "mean"), Option("log_target", False)), differentiable=("input", "target"),
     reductions=KL_REDUCTIONS,
     summary="Kullback-Leibler divergence from log-probabilities (`batchmean`, `log_target`)",

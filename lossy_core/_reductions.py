@@ -80,3 +80,28 @@ def reduce_weighted(xp, loss, reduction, weight_total):
         return total
     with quiet_floating_point(xp):
         return total / weight_total
+
+
+# -- the reductions' vector-Jacobian products ------------------------------------------
+
+def reduction_vjp(xp, upstream, shape, reduction, denominator=None):
+    """The gradient of ``reduce``/``reduce_weighted`` with respect to the per-element loss.
+
+    ``upstream`` is the gradient of the reduced output (a scalar for ``'mean'``/``'sum'``,
+    the loss's shape for ``'none'``); the result has ``shape``. ``'mean'`` divides by
+    ``denominator`` (default: the number of elements). An empty loss gives an empty
+    gradient; a zero ``denominator`` gives +-inf/NaN, which callers mask where torch does.
+    """
+    if reduction == "none":
+        return xp.broadcast_to(upstream, shape)
+    if reduction == "mean":
+        if denominator is None:
+            count = 1
+            for n in shape:
+                count *= n
+            if count == 0:
+                return xp.zeros(shape, dtype=upstream.dtype, device=_device(xp, upstream))
+            denominator = count
+        with quiet_floating_point(xp):
+            upstream = upstream / denominator
+    return xp.broadcast_to(upstream, shape)

@@ -71,6 +71,14 @@ class LossSpec:
     reference: str = ""
     torch: TorchBinding | None = None
     extra: dict = field(default_factory=dict)
+    # The analytic gradient, written beside the formula:
+    # ``vjp(xp, arrays, options, upstream) -> {name: gradient}``. ``arrays`` maps every
+    # array argument to its value (None for an absent optional one), ``options`` every
+    # option to its value; ``upstream`` is the gradient of the loss's output (its shape).
+    # It returns the vector-Jacobian product for each floating argument in
+    # ``differentiable``, in that argument's shape and dtype, as torch autograd gives it.
+    # It is called only after the loss itself accepted the same arguments (value_and_grad).
+    vjp: Callable | None = None
 
     @property
     def static_options(self) -> tuple[str, ...]:
@@ -106,6 +114,11 @@ def register(spec: LossSpec) -> LossSpec:
 def losses() -> list[LossSpec]:
     """Every registered loss, in registration order."""
     return list(REGISTRY.values())
+
+
+def missing_gradients() -> list[str]:
+    """Names of the registered losses that have no analytic gradient (``vjp``) yet."""
+    return [spec.name for spec in REGISTRY.values() if spec.vjp is None]
 
 
 def get(name: str) -> LossSpec:

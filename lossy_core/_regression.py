@@ -12,8 +12,10 @@ from __future__ import annotations
 from functools import partial
 
 from ._backend import dtype_name, is_jax, is_number, namespace
-from ._common import as_float, broadcast_pair, floating_result_type, require_weight_like_input, upcast
-from ._reductions import check_reduction, reduce, reduce_weighted
+from ._common import (
+    as_float, broadcast_pair, floating_result_type, gradient_like, require_weight_like_input, upcast,
+)
+from ._reductions import check_reduction, reduce, reduce_weighted, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import is_floating, poison, require_in_range
 
@@ -29,8 +31,8 @@ _DELTA = Option("delta", 1.0, traced=True, check=partial(
 ))
 
 
-def _difference(xp, input, target, *, loss):
-    input, target = broadcast_pair(xp, input, target, loss=loss)
+def _difference(xp, input, target, *, loss, warn=True):
+    input, target = broadcast_pair(xp, input, target, loss=loss, warn=warn)
     return upcast(xp, input) - upcast(xp, target)
 
 
@@ -190,8 +192,72 @@ def huber_loss(input, target, /, *, delta=1.0, weight=None, reduction="mean"):
     return _finish(xp, reduce(xp, weighted, reduction), out_dtype)
 
 
+# -- gradients: vector-Jacobian products of the losses above ---------------------------
+#
+# Each is ``vjp(xp, arrays, options, upstream) -> {name: gradient}`` (see LossSpec.vjp),
+# called after the loss itself has validated the same arguments. All four losses are
+# ``reduce(w * f(d))`` with ``d = input - target``; ``f'`` is written here beside ``f``.
+
+def _pointwise_vjp(xp, arrays, reduction, upstream, derivative, *, weight_total=False):
+    """Gradients of ``reduce(w * f(input - target))`` given ``derivative(d) = f'(d)``.
+
+    ``weight_total``: ``'mean'`` divides by ``sum(w)`` (l1/mse) instead of the element count.
+    """
+    input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
+    difference = _difference(xp, input, target, loss="", warn=False)  # the loss has checked and warned
+    local = derivative(difference)
+    denominator = None
+    if weight is not None:
+        w = upcast(xp, as_float(xp, weight, local.dtype))
+        local = local * w
+        if weight_total:
+            denominator = xp.sum(w)
+    upstream = upcast(xp, as_float(xp, upstream, local.dtype))
+    grad = reduction_vjp(xp, upstream, local.shape, reduction, denominator) * local
+    grads = {}
+    if is_floating(xp, input):
+        grads["input"] = gradient_like(xp, grad, input)
+    if is_floating(xp, target):
+        grads["target"] = gradient_like(xp, -grad, target)
+    return grads
+
+
+def _sign(xp, d):
+    """``sign(d)``, 0 at 0: torch's subgradient of ``|d|``."""
+    return xp.where(d > 0, xp.ones_like(d), xp.where(d < 0, -xp.ones_like(d), xp.zeros_like(d)))
+
+
+def _clip_symmetric(xp, d, bound):
+    """``clip(d, -bound, bound)`` for a Python number or an array ``bound``."""
+    if is_number(bound):
+        return xp.clip(d, min=-bound, max=bound)
+    return xp.minimum(xp.maximum(d, -bound), bound)
+
+
+def _l1_vjp(xp, arrays, options, upstream):
+    return _pointwise_vjp(xp, arrays, options["reduction"], upstream, partial(_sign, xp), weight_total=True)
+
+
+def _mse_vjp(xp, arrays, options, upstream):
+    return _pointwise_vjp(xp, arrays, options["reduction"], upstream, lambda d: 2 * d, weight_total=True)
+
+
+def _smooth_l1_vjp(xp, arrays, options, upstream):
+    """``f'(d) = clip(d, -beta, beta) / beta`` (``sign(d)`` for ``beta = 0``, which is l1_loss)."""
+    beta = options["beta"]
+    if is_number(beta) and beta == 0:
+        return _l1_vjp(xp, arrays, {"reduction": options["reduction"]}, upstream)
+    return _pointwise_vjp(xp, arrays, options["reduction"], upstream, lambda d: _clip_symmetric(xp, d, beta) / beta)
+
+
+def _huber_vjp(xp, arrays, options, upstream):
+    """``f'(d) = clip(d, -delta, delta)``; the weighted ``'mean'`` divides by the element count."""
+    delta = options["delta"]
+    return _pointwise_vjp(xp, arrays, options["reduction"], upstream, lambda d: _clip_symmetric(xp, d, delta))
+
+
 register(LossSpec(
-    name="l1_loss", function=l1_loss, family="regression", arrays=("input", "target"),
+    name="l1_loss", function=l1_loss, vjp=_l1_vjp, family="regression", arrays=("input", "target"),
     optional_arrays=("weight",), options=(_REDUCTION,), differentiable=("input", "target"),
     summary="mean absolute error |x - y| (functional `weight`: mean = sum(w l) / sum(w))",
     torch=TorchBinding(
@@ -201,7 +267,7 @@ register(LossSpec(
     ),
 ))
 register(LossSpec(
-    name="mse_loss", function=mse_loss, family="regression", arrays=("input", "target"),
+    name="mse_loss", function=mse_loss, vjp=_mse_vjp, family="regression", arrays=("input", "target"),
     optional_arrays=("weight",), options=(_REDUCTION,), differentiable=("input", "target"),
     summary="mean squared error (x - y)^2 (functional `weight`: mean = sum(w l) / sum(w))",
     torch=TorchBinding(
@@ -211,7 +277,8 @@ register(LossSpec(
     ),
 ))
 register(LossSpec(
-    name="smooth_l1_loss", function=smooth_l1_loss, family="regression", arrays=("input", "target"),
+    name="smooth_l1_loss", function=smooth_l1_loss, vjp=_smooth_l1_vjp, family="regression",
+    arrays=("input", "target"),
     options=(_BETA, _REDUCTION), differentiable=("input", "target"),
     summary="quadratic below `beta`, linear above; beta=0 is L1",
     torch=TorchBinding(
@@ -221,7 +288,7 @@ register(LossSpec(
     ),
 ))
 register(LossSpec(
-    name="huber_loss", function=huber_loss, family="regression", arrays=("input", "target"),
+    name="huber_loss", function=huber_loss, vjp=_huber_vjp, family="regression", arrays=("input", "target"),
     optional_arrays=("weight",), options=(_DELTA, _REDUCTION),
     differentiable=("input", "target"),
     summary="quadratic below `delta`, linear above (functional `weight`: mean over elements)",
