@@ -97,10 +97,18 @@ def torch_version() -> str:
 
 
 def run_reference(case: Case) -> Result:
-    """torch.nn.functional.<spec.torch.function> on the case's inputs (value + gradients)."""
+    """The reference on the case's inputs (value + gradients).
+
+    ``torch.nn.functional.<spec.torch.function>`` where torch has the loss;
+    otherwise the plain-torch reference registered in ``conformance.plain_torch``.
+    """
     import torch.nn.functional as F
 
+    from .plain_torch import REFERENCES
+
     spec = lossy_core.get(case.loss)
-    if spec.torch is None:
-        raise NotImplementedError(f"{case.loss} has no torch binding and no plain-torch reference yet")
+    if case.loss in REFERENCES:
+        return run_torch_function(REFERENCES[case.loss], case)
+    if spec.torch is None or not hasattr(F, spec.torch.function):
+        raise NotImplementedError(f"{case.loss} has no torch.nn.functional counterpart and no plain-torch reference")
     return run_torch_function(getattr(F, spec.torch.function), case)

@@ -1,0 +1,25 @@
+"""Plain-torch references for losses torch does not have.
+
+Short, readable torch code written from the paper or from the reference
+library's definition (torchvision, mmdet, timm), each citing its source. A
+reference takes the same arguments as ``lossy_torch.functional.<name>``
+(torch-style signature) and is differentiated by torch autograd. Register one
+with ``@reference("loss_name")``; ``conformance.reference.run_reference`` uses it
+for a loss whose ``torch.nn.functional`` has no function of that name.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+REFERENCES: dict[str, Callable] = {}
+
+
+def reference(name: str):
+    def register(function):
+        if name in REFERENCES:
+            raise ValueError(f"plain-torch reference for {name!r} defined twice")
+        REFERENCES[name] = function
+        return function
+
+    return register
