@@ -1,8 +1,10 @@
 """The backends under test, each turning a ``Case`` into a ``Result``.
 
-- numpy, array_api_strict (and cupy where a CUDA device exists): ``lossy_core``
-  on that namespace's arrays; gradients from ``lossy_core.value_and_grad`` (the
-  analytic vector-Jacobian products) with the same upstream as torch's.
+- numpy, array_api_strict: ``lossy_core`` on that namespace's arrays; gradients
+  from ``lossy_core.value_and_grad`` (the analytic vector-Jacobian products) with
+  the same upstream as torch's.
+- cupy (where a CUDA device exists): ``lossy_cupy.<name>`` and
+  ``lossy_cupy.value_and_grad`` on CuPy arrays, the same way.
 - torch: ``lossy_torch.functional`` (torch's signature), value + autograd.
 - jax: ``lossy_jax`` (jitted), value + ``jax.vjp`` with the same upstream.
 
@@ -58,16 +60,29 @@ class CoreBackend(Backend):
     check: Callable | None = None  # () -> reason it cannot run, or None
     gradients: bool = True
     gradient: Callable | None = None  # (case, xp, arrays, upstream) -> {name: array}
+    # A module with ``<name>`` per loss and ``value_and_grad`` (an adapter such as lossy_cupy)
+    # to call instead of lossy_core.
+    adapter: str | None = None
 
     def __post_init__(self):
         if self.gradient is None and self.gradients:
             self.gradient = analytic_gradient
 
+    @property
+    def losses(self):
+        return importlib.import_module(self.adapter) if self.adapter else lossy_core
+
     def load(self):
         try:
             importlib.import_module(self.module)
-            return self.check() if self.check else None
-        except Exception as error:  # ImportError, CUDA runtime errors without a driver
+        except ImportError as error:
+            return f"{self.module} is not installed ({type(error).__name__}: {error})"
+        try:
+            reason = self.check() if self.check else None
+            if reason is None and self.adapter:
+                importlib.import_module(self.adapter)
+            return reason
+        except Exception as error:  # CUDA runtime errors without a driver
             return f"{type(error).__name__}: {error}"
 
     def run(self, case):
@@ -80,12 +95,12 @@ class CoreBackend(Backend):
             arrays[name] = xp.asarray(a, dtype=getattr(xp, case.dtype)) if a.dtype.kind == "f" else xp.asarray(a)
         positional = [arrays[n] for n in spec.arrays]
         keywords = {n: arrays[n] for n in spec.optional_arrays if n in arrays}
-        out = _quiet(spec.function, *positional, **keywords, **case.options)
+        out = _quiet(getattr(self.losses, case.loss), *positional, **keywords, **case.options)
         value = self.to_numpy(out)
         result = Result(value.astype(np.float64), str(value.dtype), None)
         if self.gradient is not None:
             upstream = xp.asarray(upstream_for(case, tuple(value.shape)), dtype=out.dtype)
-            grads = self.gradient(case, xp, arrays, upstream)
+            grads = self.gradient(case, xp, arrays, upstream, self.losses)
             result.grads = {}
             for name in differentiable(case):
                 g = grads.get(name)
@@ -94,13 +109,13 @@ class CoreBackend(Backend):
         return result
 
 
-def analytic_gradient(case, xp, arrays, upstream):
-    """The analytic gradients of ``lossy_core.value_and_grad`` for the case (upstream as torch's)."""
+def analytic_gradient(case, xp, arrays, upstream, losses=lossy_core):
+    """The analytic gradients of ``losses.value_and_grad`` (lossy_core's or an adapter's), upstream as torch's."""
     spec = lossy_core.get(case.loss)
     positional = [arrays[n] for n in spec.arrays]
     keywords = {n: arrays[n] for n in spec.optional_arrays if n in arrays}
-    _, grads = _quiet(lossy_core.value_and_grad(spec.function), *positional, **keywords, upstream=upstream,
-                      **case.options)
+    _, grads = _quiet(losses.value_and_grad(getattr(losses, case.loss)), *positional, **keywords,
+                      upstream=upstream, **case.options)
     return grads
 
 
@@ -138,10 +153,15 @@ def _cupy_namespace():
 
 
 def _cupy_check():
+    """None when CuPy sees a CUDA device, else why not."""
     import cupy
 
-    if cupy.cuda.runtime.getDeviceCount() < 1:
-        return "cupy is installed but no CUDA device is present"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # no driver, or one too old for this CuPy's CUDA runtime
+        return f"no CUDA device: cupy {cupy.__version__} is installed but CUDA says {type(error).__name__}: {error}"
+    if count < 1:
+        return f"no CUDA device: cupy {cupy.__version__} is installed but CUDA reports 0 devices"
     return None
 
 
@@ -215,7 +235,9 @@ def all_backends() -> dict[str, Backend]:
         "torch-analytic": CoreBackend("torch-analytic", "torch", _torch_namespace,
                                       lambda t: t.detach().cpu().numpy()),
         "jax-analytic": CoreBackend("jax-analytic", "jax", _jax_namespace, np.asarray),
-        "cupy": CoreBackend("cupy", "cupy", _cupy_namespace, lambda a: a.get(), check=_cupy_check),
+        # Device-to-host copies (.get()) happen here, in the harness, to compare with torch.
+        "cupy": CoreBackend("cupy", "cupy", _cupy_namespace, lambda a: a.get(), check=_cupy_check,
+                            adapter="lossy_cupy"),
     }
 
 

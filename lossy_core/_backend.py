@@ -29,6 +29,13 @@ def namespace(*arrays):
     return array_api_compat.array_namespace(*present)
 
 
+def device_of(x):
+    """The device of array ``x`` (``None`` for a jax tracer): pass it as ``device=`` to every
+    array a formula creates, so that results stay on the input's device (CuPy, a second
+    array_api_strict device) and nothing is combined across devices."""
+    return array_api_compat.device(x)
+
+
 def is_torch(xp) -> bool:
     return array_api_compat.is_torch_namespace(xp)
 

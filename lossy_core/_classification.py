@@ -8,7 +8,7 @@ shape holds class probabilities (cross_entropy only).
 
 from __future__ import annotations
 
-from ._backend import default_integer_dtype, dtype_name, is_number, namespace, quiet_floating_point, shape_of
+from ._backend import default_integer_dtype, device_of, dtype_name, is_number, namespace, quiet_floating_point, shape_of
 from ._common import as_float, compute_dtype, gradient_like, upcast
 from ._primitives import class_axis_view, log_softmax, one_hot, take_along_axis
 from ._reductions import check_reduction, mean, reduce_weighted, reduction_vjp
@@ -110,7 +110,7 @@ def _check_indices(xp, target, num_classes, ignore_index, *, loss):
     if info.min <= ignore_index <= info.max:
         kept = target != ignore_index
     else:
-        kept = xp.ones(shape_of(target), dtype=xp.bool, device=getattr(target, "device", None))
+        kept = xp.ones(shape_of(target), dtype=xp.bool, device=device_of(target))
     too_large = target >= num_classes if num_classes <= info.max else xp.zeros_like(kept)
     out_of_range = kept & ((target < 0) | too_large)
 
@@ -344,7 +344,7 @@ def _index_coefficients(xp, input, target, weight, ignore_index, amount, *, loss
     picked = one_hot(xp, safe_index, num_classes, input.dtype, axis=1) * xp.expand_dims(target_weights, axis=1)
     if amount == 0:
         return picked, xp.sum(target_weights), kept
-    w = xp.ones((num_classes,), dtype=input.dtype) if weight is None else upcast(xp, as_float(xp, weight, input.dtype))
+    w = xp.ones((num_classes,), dtype=input.dtype, device=device_of(input)) if weight is None else upcast(xp, as_float(xp, weight, input.dtype))
     uniform = class_axis_view(xp, w, input.ndim, 1) * xp.expand_dims(xp.astype(kept, input.dtype), axis=1)
     return (1 - amount) * picked + (amount / num_classes) * uniform, xp.sum(target_weights), kept
 

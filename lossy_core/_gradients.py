@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from ._backend import namespace, shape_of
+from ._backend import device_of, namespace, shape_of
 from ._registry import REGISTRY, LossSpec
 from ._validation import fmt_shape, is_floating
 
@@ -64,9 +64,9 @@ def value_and_grad(loss):
                     f"value_and_grad({spec.name}): the output has shape {fmt_shape(shape_of(value))}; "
                     "pass 'upstream' (the gradient of the output, of that shape)"
                 )
-            upstream = xp.ones((), dtype=value.dtype, device=getattr(value, "device", None))
+            upstream = xp.ones((), dtype=value.dtype, device=device_of(value))
         else:
-            upstream = xp.asarray(upstream, dtype=value.dtype, device=getattr(value, "device", None))
+            upstream = xp.asarray(upstream, dtype=value.dtype, device=device_of(value))
             if shape_of(upstream) != shape_of(value):
                 raise ValueError(
                     f"value_and_grad({spec.name}): 'upstream' has shape {fmt_shape(shape_of(upstream))}, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ._backend import is_jax, is_torch, quiet_floating_point, shape_of
+from ._backend import device_of, is_jax, is_torch, quiet_floating_point, shape_of
 
 
 # -- stop_gradient ---------------------------------------------------------------
@@ -153,7 +153,7 @@ def take_along_axis(xp, x, indices, axis):
 
 def one_hot(xp, indices, num_classes, dtype, axis=-1):
     """Indicator of ``indices`` over ``num_classes`` classes, placed along ``axis``."""
-    classes = xp.arange(num_classes, dtype=indices.dtype)
+    classes = xp.arange(num_classes, dtype=indices.dtype, device=device_of(indices))
     out = xp.astype(xp.expand_dims(indices, axis=-1) == classes, dtype)
     if axis != -1 and axis != out.ndim - 1:
         out = xp.moveaxis(out, -1, axis)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from ._backend import quiet_floating_point, size_of
+from ._backend import device_of, quiet_floating_point, size_of
 
 REDUCTIONS = ("none", "mean", "sum")
 KL_REDUCTIONS = ("none", "mean", "sum", "batchmean")
@@ -42,11 +42,7 @@ def legacy_reduction(size_average, reduce, emit_warning=True) -> str:
 
 
 def _nan_scalar(xp, like):
-    return xp.full((), xp.nan, dtype=like.dtype, device=_device(xp, like))
-
-
-def _device(xp, x):
-    return getattr(x, "device", None)
+    return xp.full((), xp.nan, dtype=like.dtype, device=device_of(like))
 
 
 def mean(xp, loss):
@@ -100,7 +96,7 @@ def reduction_vjp(xp, upstream, shape, reduction, denominator=None):
             for n in shape:
                 count *= n
             if count == 0:
-                return xp.zeros(shape, dtype=upstream.dtype, device=_device(xp, upstream))
+                return xp.zeros(shape, dtype=upstream.dtype, device=device_of(upstream))
             denominator = count
         with quiet_floating_point(xp):
             upstream = upstream / denominator

@@ -83,7 +83,7 @@ def l1_loss(input, target, /, *, weight=None, reduction="mean"):
     if weight is not None:
         require_weight_like_input(weight, input, loss="l1_loss")
     out_dtype = _real_dtype(xp, xp.result_type(input, target))
-    if not is_floating(xp, xp.empty(0, dtype=out_dtype)):
+    if not xp.isdtype(out_dtype, "real floating"):
         if reduction == "mean" and weight is None:
             raise RuntimeError(
                 "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "

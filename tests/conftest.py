@@ -36,16 +36,39 @@ def _load(name):
             jax.config.update("jax_enable_x64", True)
             import jax.numpy as xp
         elif name == "cupy":
-            import cupy
-
-            if cupy.cuda.runtime.getDeviceCount() < 1:
-                return None, "cupy is installed but no CUDA device is present"
+            reason = cuda_unavailable()
+            if reason:
+                return None, reason
             import array_api_compat.cupy as xp
         else:
             return None, f"unknown backend {name!r}"
     except Exception as error:  # ImportError, or CUDA runtime errors without a driver
         return None, f"{name} is not available: {type(error).__name__}: {error}"
     return xp, None
+
+
+def cuda_unavailable() -> str | None:
+    """None when CuPy sees a CUDA device, else why not ("no CUDA device: ...")."""
+    try:
+        import cupy
+    except Exception as error:
+        return f"no CUDA device: cupy is not importable ({type(error).__name__}: {error})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # no driver, or a driver too old for this CuPy's CUDA runtime
+        return f"no CUDA device: cupy {cupy.__version__} is installed but CUDA says {type(error).__name__}: {error}"
+    if count < 1:
+        return f"no CUDA device: cupy {cupy.__version__} is installed but CUDA reports 0 devices"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``@pytest.mark.cuda`` skip, with the reason, where no CUDA device is present."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    reason = cuda_unavailable() if marked else None
+    if reason:
+        for item in marked:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pytest_generate_tests(metafunc):
