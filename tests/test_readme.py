@@ -6,6 +6,7 @@ import pathlib
 import re
 
 import pytest
+from conftest import cuda_unavailable
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
@@ -21,4 +22,6 @@ def test_readme_example_runs(index):
     for module in ("torch", "jax"):
         if f"import {module}" in source:
             pytest.importorskip(module)
+    if "import cupy" in source and cuda_unavailable():
+        pytest.skip(cuda_unavailable())
     exec(compile(source, f"README.md example {index}", "exec"), {})

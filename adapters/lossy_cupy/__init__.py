@@ -46,6 +46,7 @@ import cupy
 
 import lossy_core as _core
 from lossy_core import LossSpec
+from lossy_core._gradients import _spec_of
 
 __all__ = ["value_and_grad", "KERNELS"]
 
@@ -109,9 +110,8 @@ def value_and_grad(loss):
     gradients), with lossy_cupy's device rules: the arrays (and ``upstream``, when it
     is an array) are CuPy arrays on one device, where the value and gradients stay.
     """
-    spec_or_loss = getattr(loss, "spec", loss)
-    core = _core.value_and_grad(spec_or_loss)
-    spec = _core.get(core.__name__.removeprefix("value_and_grad_"))
+    spec = _spec_of(getattr(loss, "spec", loss))
+    core = _core.value_and_grad(spec)
     signature = spec.signature()
     names = spec.arrays + spec.optional_arrays
 
