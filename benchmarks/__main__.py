@@ -1,117 +1,157 @@
-"""``python -m benchmarks``: lossy_torch against native torch eager, forward and forward+backward.
+"""``python -m benchmarks``: lossy against native torch, torch.compile and optax, as ratios.
 
-Each case times its variants interleaved in one process (round-robin, so drift and
-noise hit all variants alike) and reports medians and the ratio to native torch.
-Absolute times on a shared 2-core machine mean little; the ratios are the result.
-Writes JSON with the library versions (``--out``).
+Every variant of a case is timed interleaved in one process (round-robin, so drift
+and noise hit all variants alike); each cell is the median of many samples.
+Forward and forward+backward (value and d loss / d input) are both timed. Ratios are
+to native torch eager in the same run (and lossy_jax also to optax). Peak extra
+memory of one forward+backward is measured for the torch variants, each in a fresh
+process. A scaling sweep is saved as a PNG. Everything is written as JSON with the
+library versions.
 
-    python -m benchmarks              # every registered loss at a mid size
-    python -m benchmarks --quick      # fewer samples
-    python -m benchmarks --case cross_entropy
+    python -m benchmarks                    # headline cases + every registered loss
+    python -m benchmarks --quick            # fewer samples, no memory, no sweep
+    python -m benchmarks --case "mse_loss 1e6"
+    python -m benchmarks --sweep-only
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
 import time
 
-import torch
-import torch.nn.functional as native
+import numpy as np
 
-import lossy_core
-import lossy_torch.functional as lossy
+from .cases import Case, headline_cases, registry_cases
+from .variants import available_variants, build
 
-
-def _inputs(name, generator):
-    """Float32 inputs of a mid size for each registered loss: (arrays, options)."""
-    n, c = 4096, 100
-    logits = torch.randn(n, c, generator=generator)
-    labels = torch.randint(0, c, (n,), generator=generator)
-    values = torch.randn(256, 1024, generator=generator)
-    probabilities = torch.rand(256, 1024, generator=generator)
-    cases = {
-        "l1_loss": ((values, torch.randn(256, 1024, generator=generator)), {}),
-        "mse_loss": ((values, torch.randn(256, 1024, generator=generator)), {}),
-        "smooth_l1_loss": ((values, torch.randn(256, 1024, generator=generator)), {"beta": 0.5}),
-        "huber_loss": ((values, torch.randn(256, 1024, generator=generator)), {"delta": 0.5}),
-        "cross_entropy": ((logits, labels), {}),
-        "nll_loss": ((torch.log_softmax(logits, 1), labels), {}),
-        "binary_cross_entropy": ((probabilities.clamp(1e-6, 1 - 1e-6), torch.rand(256, 1024, generator=generator)), {}),
-        "binary_cross_entropy_with_logits": ((values, probabilities), {}),
-        "kl_div": ((torch.log_softmax(logits, 1), torch.softmax(torch.randn(n, c, generator=generator), 1)),
-                   {"reduction": "batchmean"}),
-    }
-    return cases[name]
+DEFAULT_OUT = "benchmark-results"
 
 
-def _time(function, samples):
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def run_case(name, samples, rounds):
-    arrays, options = _inputs(name, torch.Generator().manual_seed(0))
-    function = lossy_core.get(name).torch.function
-    variants = {"native torch": getattr(native, function), "lossy_torch": getattr(lossy, function)}
-
-    def forward(f):
-        return lambda: f(*arrays, **options)
-
-    def forward_backward(f):
-        leaf = arrays[0].detach().requires_grad_(True)
-        return lambda: f(leaf, *arrays[1:], **options).backward()
-
+def time_variants(case: Case, variants, samples: int, rounds: int) -> dict:
+    """{variant: {"forward": median_s, "forward+backward": median_s}} for one case."""
+    callables = {}
+    for name in variants:
+        built = build(name, case)
+        if built is not None:
+            callables[name] = built
     result = {}
-    for mode, make in (("forward", forward), ("forward+backward", forward_backward)):
-        collected = {variant: [] for variant in variants}
-        for variant, f in variants.items():  # warm-up
-            _time(make(f), 3)
-        for _ in range(rounds):  # interleaved
-            for variant, f in variants.items():
-                collected[variant] += _time(make(f), samples)
-        medians = {variant: statistics.median(t) for variant, t in collected.items()}
-        result[mode] = {
-            variant: {"median_s": m, "ratio_to_native": m / medians["native torch"]} for variant, m in medians.items()
-        }
+    for mode in ("forward", "forward+backward"):
+        runs = {name: fns[mode] for name, fns in callables.items() if fns.get(mode) is not None}
+        for run in runs.values():  # warm-up: compilation, caches
+            run()
+            run()
+        collected = {name: [] for name in runs}
+        for _ in range(rounds):
+            for name, run in runs.items():
+                for _ in range(samples):
+                    start = time.perf_counter()
+                    run()
+                    collected[name].append(time.perf_counter() - start)
+        for name, times in collected.items():
+            result.setdefault(name, {})[mode] = statistics.median(times)
     return result
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer samples")
-    parser.add_argument("--case", help="one loss by name")
-    parser.add_argument("--out", default="benchmark-results/benchmarks.json")
-    args = parser.parse_args(argv)
-    names = [args.case] if args.case else [spec.name for spec in lossy_core.losses()]
-    samples, rounds = (3, 3) if args.quick else (10, 5)
-    results = {}
-    print(f"{'loss':34} {'mode':17} {'native':>10} {'lossy':>10} {'ratio':>7}")
-    for name in names:
-        results[name] = run_case(name, samples, rounds)
-        for mode, row in results[name].items():
-            native_s, lossy_s = row["native torch"]["median_s"], row["lossy_torch"]["median_s"]
-            print(f"{name:34} {mode:17} {native_s * 1e3:8.3f}ms {lossy_s * 1e3:8.3f}ms "
-                  f"{row['lossy_torch']['ratio_to_native']:6.2f}x", flush=True)
-    import os
+def ratios(timings: dict) -> dict:
+    out = {}
+    native = timings.get("torch native", {})
+    optax = timings.get("optax", {})
+    for name, modes in timings.items():
+        for mode, seconds in modes.items():
+            if mode in native:
+                out.setdefault(name, {})[f"{mode} / torch native"] = seconds / native[mode]
+            if name == "lossy_jax" and mode in optax:
+                out.setdefault(name, {})[f"{mode} / optax"] = seconds / optax[mode]
+    return out
 
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump({
-            "versions": {"torch": torch.__version__, "lossy_core": lossy_core.__version__,
-                         "python": platform.python_version()},
-            "machine": {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()},
-            "results": results,
-        }, handle, indent=2)
-    print(f"wrote {args.out}", file=sys.stderr)
+
+def print_case(case: Case, timings: dict, rate: dict) -> None:
+    print(f"\n{case.id}")
+    print(f"  {'variant':26} {'forward':>11} {'fwd+bwd':>11} {'fwd ratio':>10} {'f+b ratio':>10} {'vs optax':>9}")
+    for name, modes in timings.items():
+        r = rate.get(name, {})
+        fwd, fb = modes.get("forward"), modes.get("forward+backward")
+        cells = [
+            f"{fwd * 1e3:9.3f}ms" if fwd is not None else f"{'-':>11}",
+            f"{fb * 1e3:9.3f}ms" if fb is not None else f"{'-':>11}",
+            f"{r['forward / torch native']:9.2f}x" if "forward / torch native" in r else f"{'-':>10}",
+            f"{r['forward+backward / torch native']:9.2f}x" if "forward+backward / torch native" in r else f"{'-':>10}",
+            f"{r['forward+backward / optax']:8.2f}x" if "forward+backward / optax" in r else f"{'-':>9}",
+        ]
+        print(f"  {name:26} " + " ".join(cells), flush=True)
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for module in ("torch", "jax", "optax", "array_api_compat", "lossy_core"):
+        try:
+            out[module] = __import__(module).__version__
+        except Exception:  # not installed
+            pass
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples; no memory measurement, no sweep")
+    parser.add_argument("--case", help="run only cases whose id contains this text")
+    parser.add_argument("--variants", help="comma-separated variants (default: every available one)")
+    parser.add_argument("--no-registry", action="store_true", help="only the headline cases")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--sweep-only", action="store_true")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="directory for benchmarks.json and scaling.png")
+    args = parser.parse_args(argv)
+
+    os.makedirs(args.out, exist_ok=True)
+    variants = args.variants.split(",") if args.variants else available_variants()
+    samples, rounds = (5, 3) if args.quick else (15, 7)
+    report = {"versions": versions(), "machine": machine(), "variants": variants, "cases": {}}
+    if not args.sweep_only:
+        cases = headline_cases() + ([] if args.no_registry else registry_cases())
+        if args.case:
+            cases = [c for c in cases if args.case in c.id]
+        print(f"variants: {', '.join(variants)}; {samples} samples x {rounds} interleaved rounds; "
+              f"{report['machine']['cpus']} CPU(s)", file=sys.stderr)
+        for index, case in enumerate(cases, 1):
+            print(f"[{index}/{len(cases)}] {case.id}", file=sys.stderr, flush=True)
+            timings = time_variants(case, variants, samples, rounds)
+            rate = ratios(timings)
+            print_case(case, timings, rate)
+            entry = {"loss": case.loss, "timings_s": timings, "ratios": rate}
+            if not (args.quick or args.no_memory) and case in cases[:8]:
+                from .memory import peak_extra_memory
+
+                entry["peak_extra_bytes"] = peak_extra_memory(case)
+                print("  peak extra memory, one forward+backward: " + ", ".join(
+                    f"{k} {v / 2**20:.1f} MiB" for k, v in entry["peak_extra_bytes"].items()), flush=True)
+            report["cases"][case.id] = entry
+    if args.sweep_only or not (args.quick or args.no_sweep):
+        from .sweep import scaling_sweep
+
+        report["sweep"] = scaling_sweep(os.path.join(args.out, "scaling.png"), quick=args.quick)
+    path = os.path.join(args.out, "benchmarks.json")
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=2)
+    print(f"\nwrote {path}", file=sys.stderr)
+    return 0
+
+
+def machine() -> dict:
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
