@@ -53,13 +53,21 @@ def _make(spec: LossSpec):
         f"    elif _is_readable_scalar({o.name}):\n        _options[{o.name!r}].validate({o.name})\n"
         for o in traced
     )
+    # An array argument that may be a Python number (gaussian_nll_loss's ``var``) is made an
+    # array before jit by the core's own conversion (which checks it), not traced as a 0-d array.
+    numbers = "".join(
+        f"    if _is_number({name}):\n        {name} = _number_arrays[{name!r}](_jnp, {spec.arrays[0]}, {name})\n"
+        for name in spec.extra.get("number_arrays", {})
+    )
     source = (
         f"def {spec.name}({parameters}):\n"
+        f"{numbers}"
         f"{checks}"
         f"    return _jitted({arrays}, {', '.join(f'{k}={k}' for k in keywords)})\n"
     )
     scope = {"_jitted": jitted, "_is_number": _is_python_number, "_is_readable_scalar": _is_readable_scalar,
-             "_options": {o.name: o for o in spec.options}}
+             "_options": {o.name: o for o in spec.options}, "_jnp": jax.numpy,
+             "_number_arrays": spec.extra.get("number_arrays", {})}
     exec(compile(source, f"<lossy_jax.{spec.name}>", "exec"), scope)
     function = scope[spec.name]
     function.__module__ = __name__
