@@ -168,9 +168,11 @@ def _aligned_variance(xp, input, var):
 def _gaussian_setup(xp, input, target, var, eps):
     var = _aligned_variance(xp, input, var)
     x, y, v = _broadcast_all(xp, upcast(xp, input), upcast(xp, target), upcast(xp, var), loss="gaussian_nll_loss")
-    # torch clamps a clone of var under no_grad: the gradient passes straight through the clamp.
-    clamped = xp.clip(v, min=eps) if is_number(eps) else xp.maximum(v, eps)
-    return x, y, v + stop_gradient(xp, clamped - v), clamped
+    # torch clamps a clone of var under no_grad: var's gradient passes straight through the clamp
+    # (``v - stop_gradient(v)`` is 0 with gradient 1); a traced eps gets d/deps where it clamps.
+    below = v < eps
+    clamped = xp.where(below, eps + xp.zeros_like(v), v)
+    return x, y, xp.where(below, eps + (v - stop_gradient(xp, v)), v), clamped
 
 
 def gaussian_nll_loss(input, target, var, /, *, full=False, eps=1e-06, reduction="mean"):
