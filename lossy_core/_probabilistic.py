@@ -123,6 +123,7 @@ register(LossSpec(
         signature=(("input", REQUIRED), ("target", REQUIRED), ("log_input", True), ("full", False),
                    ("size_average", None), ("eps", 1e-08), ("reduce", None), ("reduction", "mean")),
         module="PoissonNLLLoss",
+        forward_arguments=("log_input", "target"),
         module_signature=(("log_input", True), ("full", False), ("size_average", None), ("eps", 1e-08),
                           ("reduce", None), ("reduction", "mean")),
     ),
@@ -235,5 +236,6 @@ register(LossSpec(
         module="GaussianNLLLoss",
         module_signature=(("full", False), ("eps", 1e-06), ("reduction", "mean")),
         module_keyword_only=("full",),
+        autocast="none",
     ),
 ))
