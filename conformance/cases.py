@@ -484,7 +484,10 @@ def _soft_margin_loss(b: _Builder):
     # large margins, short of torch's overflow of exp (beyond ~710 in float64, ~88 in float32)
     b.add("large |x| none", "float64", {"reduction": "none"}, input=np.array([50.0, -50.0, 300.0, -300.0]),
           target=np.array([1.0, 1.0, -1.0, -1.0]))
+    b.add("large |x| none", "float32", {"reduction": "none"}, input=np.array([20.0, -20.0, 60.0, -60.0]),
+          target=np.array([1.0, 1.0, -1.0, -1.0]))
     b.add("broadcast target (3,) mean", "float64", {}, input=x, target=_pm1(b, 3))
+    b.add("int64 target sum", "float64", {"reduction": "sum"}, input=x, target=y.astype(np.int64))
     b.add("0-d", "float64", {}, input=np.array(-0.4), target=np.array(1.0))
     b.add("empty mean", "float64", {}, input=np.zeros((0, 3)), target=np.zeros((0, 3)))
 

@@ -127,7 +127,7 @@ def _soft_margin_setup(xp, input, target):
             f"output with shape {fmt_shape(shape_of(input))} doesn't match the broadcast shape: soft_margin_loss "
             f"expects 'target' ({fmt_shape(shape_of(target))}) to broadcast to the shape of 'input'"
         )
-    dtype = xp.result_type(input, target)
+    dtype = floating_result_type(xp, input, target)
     x = upcast(xp, as_float(xp, input, dtype))
     y = upcast(xp, as_float(xp, target, dtype))
     return x, xp.broadcast_to(y, x.shape), dtype
