@@ -11,7 +11,7 @@ from __future__ import annotations
 from ._backend import dtype_name, namespace, shape_of
 from ._common import as_float, floating_result_type, gradient_like, upcast
 from ._primitives import log_sigmoid, softplus
-from ._probabilistic import _broadcast_all, _finish
+from ._probabilistic import _broadcast_all, _finish, require_broadcastable
 from ._reductions import check_reduction, reduce, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import broadcast_shape, fmt_shape, is_floating
@@ -42,7 +42,7 @@ def _scale(xp, upstream, shape, dtype, reduction):
 def _ranking_setup(xp, input1, input2, target, margin):
     dtype = floating_result_type(xp, input1, input2, target)
     x1, x2, y = _broadcast_all(xp, *(upcast(xp, as_float(xp, a, dtype)) for a in (input1, input2, target)),
-                               loss="margin_ranking_loss")
+                               loss="margin_ranking_loss", names=("input1", "input2", "target"))
     difference = x1 - x2
     return difference, y, -y * difference + margin
 
@@ -82,7 +82,7 @@ def _ranking_vjp(xp, arrays, options, upstream):
 # -- hinge embedding ---------------------------------------------------------------
 
 def _hinge_embedding_setup(xp, input, target):
-    x, y = _broadcast_all(xp, upcast(xp, input), target, loss="hinge_embedding_loss")
+    x, y = _broadcast_all(xp, upcast(xp, input), target, loss="hinge_embedding_loss", names=("input", "target"))
     return x, y
 
 
@@ -162,13 +162,14 @@ def _soft_margin_vjp(xp, arrays, options, upstream):
 def _cosine_setup(xp, input1, input2, target):
     """(a, b, y, cos, denominator, |a|^2 + eps, |b|^2 + eps), reduced over the feature axis."""
     axis = target.ndim
-    a, b = _broadcast_all(xp, upcast(xp, input1), upcast(xp, input2), loss="cosine_embedding_loss")
+    a, b = _broadcast_all(xp, upcast(xp, input1), upcast(xp, input2), loss="cosine_embedding_loss",
+                          names=("input1", "input2"))
     product = xp.sum(a * b, axis=axis)
     squared1 = xp.sum(a * a, axis=axis) + _COSINE_EPSILON
     squared2 = xp.sum(b * b, axis=axis) + _COSINE_EPSILON
     denominator = xp.sqrt(squared1 * squared2)
     cosine = product / denominator
-    cosine, y = _broadcast_all(xp, cosine, target, loss="cosine_embedding_loss")
+    cosine, y = _broadcast_all(xp, cosine, target, loss="cosine_embedding_loss", names=("cosine", "target"))
     return a, b, y, cosine, denominator, squared1, squared2
 
 
@@ -193,8 +194,11 @@ def cosine_embedding_loss(input1, input2, target, /, *, margin=0.0, reduction="m
     if input1.ndim != expected or input2.ndim != expected:
         raise RuntimeError(
             f"{target.ndim}D target tensor expects {expected}D input tensors, but found inputs with sizes "
-            f"{fmt_shape(shape_of(input1))} and {fmt_shape(shape_of(input2))}."
+            f"{fmt_shape(shape_of(input1))} and {fmt_shape(shape_of(input2))}. cosine_embedding_loss expects "
+            f"'input1' and 'input2' of {expected} dims for a target of {target.ndim}"
         )
+    pairs = require_broadcastable("cosine_embedding_loss", input1=input1, input2=input2)
+    require_broadcastable("cosine_embedding_loss", **{"input1/input2 rows": pairs[:-1], "target": target})
     out_dtype = xp.result_type(input1, input2)
     _, _, y, cosine, *_ = _cosine_setup(xp, input1, input2, target)
     zeros = xp.zeros_like(cosine)

@@ -20,15 +20,23 @@ _LEGACY = (("size_average", None), ("reduce", None))
 _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
 
-def _broadcast_all(xp, *arrays, loss):
-    """Broadcast ``arrays`` together (torch's elementwise ops: RuntimeError when they cannot)."""
-    shapes = [shape_of(a) for a in arrays]
-    shape = broadcast_shape(*shapes)
+def require_broadcastable(loss, **arrays):
+    """The broadcast shape of the named arrays or shapes (torch's elementwise ops: RuntimeError when they do not)."""
+    shapes = {name: shape_of(a) if hasattr(a, "shape") else tuple(a) for name, a in arrays.items()}
+    shape = broadcast_shape(*shapes.values())
     if shape is None:
+        given = ", ".join(f"'{name}' {fmt_shape(s)}" for name, s in shapes.items())
         raise RuntimeError(
             f"The size of tensor a must match the size of tensor b: {loss} expects arrays that broadcast "
-            f"together, got shapes {', '.join(fmt_shape(s) for s in shapes)}"
+            f"together, got {given}"
         )
+    return shape
+
+
+def _broadcast_all(xp, *arrays, loss, names=None):
+    """Broadcast ``arrays`` together (RuntimeError naming them, ``names``, when they cannot)."""
+    names = names or [f"array {i}" for i in range(len(arrays))]
+    shape = require_broadcastable(loss, **dict(zip(names, arrays)))
     return [a if shape_of(a) == shape else xp.broadcast_to(a, shape) for a in arrays]
 
 
@@ -64,7 +72,8 @@ def _stirling_term(xp, target):
 
 
 def _poisson_terms(xp, input, target, log_input, eps):
-    x, y = _broadcast_all(xp, upcast(xp, input), upcast(xp, target), loss="poisson_nll_loss")
+    x, y = _broadcast_all(xp, upcast(xp, input), upcast(xp, target), loss="poisson_nll_loss",
+                          names=("input", "target"))
     if log_input:
         return x, y, xp.exp(x) - y * x
     with quiet_floating_point(xp):
@@ -168,7 +177,8 @@ def _aligned_variance(xp, input, var):
 
 def _gaussian_setup(xp, input, target, var, eps):
     var = _aligned_variance(xp, input, var)
-    x, y, v = _broadcast_all(xp, upcast(xp, input), upcast(xp, target), upcast(xp, var), loss="gaussian_nll_loss")
+    x, y, v = _broadcast_all(xp, upcast(xp, input), upcast(xp, target), upcast(xp, var), loss="gaussian_nll_loss",
+                             names=("input", "target", "var"))
     # torch clamps a clone of var under no_grad: var's gradient passes straight through the clamp
     # (``v - stop_gradient(v)`` is 0 with gradient 1); a traced eps gets d/deps where it clamps.
     below = v < eps
@@ -209,6 +219,9 @@ def gaussian_nll_loss(input, target, var, /, *, full=False, eps=1e-06, reduction
 def _gaussian_vjp(xp, arrays, options, upstream):
     """With ``v = max(var, eps)`` and ``d = x - y``: d/dx = d / v = -d/dy;  d/dvar = (1/v - d^2/v^2) / 2."""
     input, target, var = arrays["input"], arrays["target"], arrays["var"]
+    number = is_number(var)  # a Python float: no gradient
+    if number:
+        var = gaussian_var_from_number(xp, input, var)
     x, y, _, v = _gaussian_setup(xp, input, target, var, options["eps"])
     scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, x.dtype)), x.shape, options["reduction"])
     difference = x - y
@@ -216,7 +229,7 @@ def _gaussian_vjp(xp, arrays, options, upstream):
     grads = {"input": gradient_like(xp, scale * ratio, input)}
     if is_floating(xp, target):
         grads["target"] = gradient_like(xp, -scale * ratio, target)
-    if not is_number(var) and is_floating(xp, var):
+    if not number and is_floating(xp, var):
         grad_var = gradient_like(xp, scale * 0.5 * (1 / v - ratio * ratio), _aligned_variance(xp, input, var))
         grads["var"] = xp.reshape(grad_var, var.shape)
     return grads
