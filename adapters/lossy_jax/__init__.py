@@ -5,7 +5,8 @@
 
 Signatures are ``lossy_core``'s: arrays positional, everything else keyword.
 Structural options (``reduction``, ``ignore_index``, ``log_target``) are static;
-numeric hyperparameters (``label_smoothing``, ``beta``, ``delta``) are traced,
+numeric hyperparameters (``label_smoothing``, ``beta``, ``delta``, ``margin``,
+``eps``) are traced,
 so changing them does not recompile. The functions work under ``jax.grad``,
 ``jax.vmap`` and inside a user's own ``jit``.
 
@@ -15,6 +16,9 @@ out of range, a binary_cross_entropy probability outside [0, 1] -- cannot raise
 inside compiled code: the affected loss is NaN (never a wrapped index or a
 silently wrong number). ``lossy_core.<name>`` on concrete jax arrays raises
 for those too.
+
+``gaussian_nll_loss``'s ``var`` may be a Python float, as in torch: it is checked
+and expanded to the input's shape before ``jit`` (a new value does not recompile).
 """
 
 from __future__ import annotations
