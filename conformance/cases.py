@@ -366,6 +366,156 @@ def _kl_div(b: _Builder):
         b.add(f"empty 0x5 {red}", "float64", {"reduction": red}, input=np.zeros((0, C)), target=np.zeros((0, C)))
 
 
+# ------------------------------------------------------------- probabilistic ------
+
+def _poisson_nll_loss(b: _Builder):
+    x, y = b.normal(4, 3), np.floor(b.uniform(4, 3, high=6.0))  # counts 0..5: both sides of y > 1
+    rate = b.uniform(4, 3, low=0.1, high=4.0)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"log_input {red}", dtype, {"reduction": red}, input=x, target=y)
+            b.add(f"log_input full {red}", dtype, {"full": True, "reduction": red}, input=x, target=y)
+        b.add("rate full mean", dtype, {"log_input": False, "full": True, "reduction": "mean"}, input=rate, target=y)
+    # No bfloat16 log_input case: torch's bfloat16 exp(x) - y cancels (gradients 3-6% off float32's).
+    b.add("log_input full none", "float16", {"full": True, "reduction": "none"}, input=x, target=y)
+    for dtype in ("float16", "bfloat16"):
+        b.add("rate mean", dtype, {"log_input": False, "reduction": "mean"}, input=rate, target=y)
+    b.add("rate eps=0.5 none", "float64", {"log_input": False, "eps": 0.5, "reduction": "none"}, input=rate, target=y)
+    # a zero rate (log(0 + eps)), and fractional targets on both sides of 1
+    r0 = np.array([0.0, 0.5, 2.0, 0.0, 1.5])
+    y0 = np.array([0.0, 0.5, 1.0, 3.0, 1.25])
+    b.add("rate 0 full none", "float64", {"log_input": False, "full": True, "reduction": "none"}, input=r0, target=y0)
+    # negative and zero targets are not validated; with full=True torch's target gradient there is NaN
+    yn = np.array([-1.0, 0.0, 2.5, 0.3, 7.0])
+    b.add("negative targets full none", "float64", {"full": True, "reduction": "none"}, input=b.normal(5), target=yn)
+    b.add("broadcast target (1,3) sum", "float64", {"reduction": "sum"}, input=x, target=y[:1])
+    b.add("0-d", "float64", {"full": True}, input=np.array(0.7), target=np.array(3.0))
+    b.add("2x3x2 full mean", "float64", {"full": True}, input=b.normal(2, 3, 2), target=b.uniform(2, 3, 2, high=5.0))
+    for red in ("mean", "sum"):
+        b.add(f"empty 0x3 {red}", "float64", {"reduction": red}, input=np.zeros((0, 3)), target=np.zeros((0, 3)))
+
+
+def _gaussian_nll_loss(b: _Builder):
+    x, y = b.normal(4, 3), b.normal(4, 3)
+    variances = {
+        "var (4,3)": b.uniform(4, 3, low=0.1, high=2.0),
+        "var (4,)": b.uniform(4, low=0.1, high=2.0),
+        "var (4,1)": b.uniform(4, 1, low=0.1, high=2.0),
+        "var (1,3)": b.uniform(1, 3, low=0.1, high=2.0),
+    }
+    for label, v in variances.items():
+        for red in ("none", "mean", "sum"):
+            b.add(f"{label} {red}", "float64", {"reduction": red}, input=x, target=y, var=v)
+        b.add(f"{label} full mean", "float64", {"full": True, "reduction": "mean"}, input=x, target=y, var=v)
+        b.add(f"{label} full none", "float32", {"full": True, "reduction": "none"}, input=x, target=y, var=v)
+    for dtype in ("float16", "bfloat16"):
+        b.add("var (4,3) mean", dtype, {"reduction": "mean"}, input=x, target=y, var=variances["var (4,3)"])
+    # variances below eps (and 0): clamped, the gradient passes straight through the clamp
+    vs = np.array([0.0, 1e-8, 1e-6, 0.5, 2.0])
+    xs, ys = b.normal(5), b.normal(5)
+    b.add("var below eps none", "float64", {"reduction": "none"}, input=xs, target=ys, var=vs)
+    b.add("var below eps=0.1 none", "float64", {"eps": 0.1, "reduction": "none"}, input=xs, target=ys, var=vs)
+    b.add("target broadcast (4,1) mean", "float64", {"reduction": "mean"}, input=x, target=y[:, :1],
+          var=variances["var (4,3)"])
+    b.add("NCHW var (2,1,2,2) mean", "float64", {"reduction": "mean"}, input=b.normal(2, 3, 2, 2),
+          target=b.normal(2, 3, 2, 2), var=b.uniform(2, 1, 2, 2, low=0.1, high=2.0))
+    b.add("1-d var (1,) none", "float64", {"reduction": "none"}, input=xs, target=ys, var=np.array([0.7]))
+    b.add("0-d", "float64", {"full": True}, input=np.array(0.3), target=np.array(-0.2), var=np.array(0.4))
+    for red in ("mean", "sum"):
+        b.add(f"empty 0x3 {red}", "float64", {"reduction": red}, input=np.zeros((0, 3)), target=np.zeros((0, 3)),
+              var=np.ones((0, 3)))
+
+
+# -------------------------------------------------------------------- margin ------
+
+def _pm1(b, *shape, zero=False):
+    """+-1 targets (and some 0s, torch's silent case, when ``zero``)."""
+    values = np.array([-1.0, 1.0, 0.0]) if zero else np.array([-1.0, 1.0])
+    return b.rng.choice(values, size=shape)
+
+
+def _margin_ranking_loss(b: _Builder):
+    x1, x2, y = b.normal(6), b.normal(6), _pm1(b, 6)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"(6,) {red}", dtype, {"reduction": red}, input1=x1, input2=x2, target=y)
+        b.add("margin=0.5 none", dtype, {"margin": 0.5, "reduction": "none"}, input1=x1, input2=x2, target=y)
+    for dtype in ("float16", "bfloat16"):
+        b.add("margin=0.5 mean", dtype, {"margin": 0.5, "reduction": "mean"}, input1=x1, input2=x2, target=y)
+    b.add("y=0 and negative margin none", "float64", {"margin": -0.2, "reduction": "none"}, input1=x1, input2=x2,
+          target=_pm1(b, 6, zero=True))
+    # the hinge exactly at 0: torch's clamp_min passes the gradient there
+    b.add("z = 0 none", "float64", {"margin": 1.0, "reduction": "none"}, input1=np.array([2.0, 0.0, 1.0]),
+          input2=np.array([1.0, 1.0, 1.0]), target=np.array([1.0, -1.0, 1.0]))
+    b.add("(4,3) broadcast (1,3) and (4,1) mean", "float64", {"margin": 0.1}, input1=b.normal(4, 3),
+          input2=b.normal(1, 3), target=_pm1(b, 4, 1))
+    b.add("int64 target sum", "float64", {"reduction": "sum"}, input1=x1, input2=x2, target=y.astype(np.int64))
+    b.add("0-d", "float64", {}, input1=np.array(0.2), input2=np.array(0.5), target=np.array(1.0))
+    b.add("empty mean", "float64", {}, input1=np.zeros(0), input2=np.zeros(0), target=np.zeros(0))
+
+
+def _hinge_embedding_loss(b: _Builder):
+    x, y = b.normal(4, 3, scale=1.5), _pm1(b, 4, 3)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"4x3 {red}", dtype, {"reduction": red}, input=x, target=y)
+        b.add("margin=2 none", dtype, {"margin": 2.0, "reduction": "none"}, input=x, target=y)
+    for dtype in ("float16", "bfloat16"):
+        b.add("4x3 mean", dtype, {"reduction": "mean"}, input=x, target=y)
+    b.add("y in {-1,0,1,2} none", "float64", {"margin": 0.5, "reduction": "none"}, input=b.normal(8),
+          target=np.array([-1.0, 0.0, 1.0, 2.0, -1.0, 0.0, 1.0, -2.0]))
+    b.add("margin - x = 0 none", "float64", {"reduction": "none"}, input=np.array([1.0, 1.0, 0.5]),
+          target=np.array([-1.0, 0.0, -1.0]))
+    b.add("int64 target mean", "float64", {}, input=x, target=y.astype(np.int64))
+    b.add("broadcast target (3,) mean", "float64", {}, input=x, target=_pm1(b, 3))
+    b.add("0-d", "float64", {}, input=np.array(0.4), target=np.array(-1.0))
+    b.add("empty sum", "float64", {"reduction": "sum"}, input=np.zeros((0, 3)), target=np.zeros((0, 3)))
+
+
+def _soft_margin_loss(b: _Builder):
+    x, y = b.normal(4, 3, scale=3.0), _pm1(b, 4, 3)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"4x3 {red}", dtype, {"reduction": red}, input=x, target=y)
+    for dtype in ("float16", "bfloat16"):
+        b.add("4x3 none", dtype, {"reduction": "none"}, input=x, target=y)
+    b.add("y=0 (log 2) and y=2 none", "float64", {"reduction": "none"}, input=b.normal(4),
+          target=np.array([0.0, 2.0, 1.0, -1.0]))
+    # large margins, short of torch's overflow of exp (beyond ~710 in float64, ~88 in float32)
+    b.add("large |x| none", "float64", {"reduction": "none"}, input=np.array([50.0, -50.0, 300.0, -300.0]),
+          target=np.array([1.0, 1.0, -1.0, -1.0]))
+    b.add("large |x| none", "float32", {"reduction": "none"}, input=np.array([20.0, -20.0, 60.0, -60.0]),
+          target=np.array([1.0, 1.0, -1.0, -1.0]))
+    b.add("broadcast target (3,) mean", "float64", {}, input=x, target=_pm1(b, 3))
+    b.add("int64 target sum", "float64", {"reduction": "sum"}, input=x, target=y.astype(np.int64))
+    b.add("0-d", "float64", {}, input=np.array(-0.4), target=np.array(1.0))
+    b.add("empty mean", "float64", {}, input=np.zeros((0, 3)), target=np.zeros((0, 3)))
+
+
+def _cosine_embedding_loss(b: _Builder):
+    a, c, y = b.normal(6, 5), b.normal(6, 5), _pm1(b, 6)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"(6,5) {red}", dtype, {"reduction": red}, input1=a, input2=c, target=y)
+        b.add("margin=-0.3 none", dtype, {"margin": -0.3, "reduction": "none"}, input1=a, input2=c, target=y)
+    for dtype in ("float16", "bfloat16"):
+        b.add("(6,5) mean", dtype, {"reduction": "mean"}, input1=a, input2=c, target=y)
+    b.add("y=0 gives 0 none", "float64", {"margin": 0.1, "reduction": "none"}, input1=a, input2=c,
+          target=_pm1(b, 6, zero=True))
+    # a zero vector (cos = 0 through the 1e-12 epsilon) and parallel vectors
+    az = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [1.0, 0.0, 0.0]])
+    cz = np.array([[1.0, 2.0, 2.0], [2.0, 4.0, 6.0], [0.0, 1.0, 0.0]])
+    b.add("zero and parallel vectors none", "float64", {"reduction": "none"}, input1=az, input2=cz,
+          target=np.array([1.0, -1.0, -1.0]))
+    b.add("(1,5) broadcast against (6,5) sum", "float64", {"margin": 0.2, "reduction": "sum"},
+          input1=b.normal(1, 5), input2=c, target=y)
+    b.add("int64 target mean", "float64", {"margin": 0.2}, input1=a, input2=c, target=y.astype(np.int64))
+    b.add("(D,) with 0-d target y=1", "float64", {}, input1=b.normal(5), input2=b.normal(5), target=np.array(1.0))
+    b.add("(D,) with 0-d target y=-1", "float64", {"margin": -0.5}, input1=b.normal(5), input2=b.normal(5),
+          target=np.array(-1.0))
+    b.add("empty (0,5) mean", "float64", {}, input1=np.zeros((0, 5)), input2=np.zeros((0, 5)), target=np.zeros(0))
+
+
 GENERATORS = {
     "l1_loss": _regression,
     "mse_loss": _regression,
@@ -376,6 +526,12 @@ GENERATORS = {
     "cross_entropy": _cross_entropy,
     "nll_loss": _nll_loss,
     "kl_div": _kl_div,
+    "poisson_nll_loss": _poisson_nll_loss,
+    "gaussian_nll_loss": _gaussian_nll_loss,
+    "margin_ranking_loss": _margin_ranking_loss,
+    "hinge_embedding_loss": _hinge_embedding_loss,
+    "soft_margin_loss": _soft_margin_loss,
+    "cosine_embedding_loss": _cosine_embedding_loss,
 }
 
 

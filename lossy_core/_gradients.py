@@ -73,7 +73,9 @@ def value_and_grad(loss):
                     f"the output {fmt_shape(shape_of(value))}"
                 )
         grads = spec.vjp(xp, arrays, options, upstream)
-        wanted = [n for n in spec.differentiable if arrays.get(n) is not None and is_floating(xp, arrays[n])]
+        # a Python number in an array's place (gaussian_nll_loss's float ``var``) has no gradient
+        wanted = [n for n in spec.differentiable
+                  if hasattr(arrays.get(n), "dtype") and is_floating(xp, arrays[n])]
         return value, {n: grads[n] for n in wanted}
 
     value_and_grad_of_loss.__name__ = f"value_and_grad_{spec.name}"

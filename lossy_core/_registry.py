@@ -50,8 +50,13 @@ class TorchBinding:
     module_keyword_only: tuple[str, ...] = ()
     keyword_only: tuple[str, ...] = ()
     buffers: tuple[str, ...] = ()
+    # The module's forward parameter names where torch's differ from the arrays' names
+    # (``PoissonNLLLoss.forward(log_input, target)``); default: the spec's arrays.
+    forward_arguments: tuple[str, ...] = ()
     # 'float32': under autocast the native loss computes and returns float32.
     # 'unsafe_on_cuda': the native loss refuses CUDA autocast (binary_cross_entropy).
+    # 'none': torch's loss is a Python composite that autocast leaves alone (gaussian_nll_loss):
+    # it computes in the inputs' own dtypes.
     autocast: str = "float32"
     # Warning the torch functional emits for a reduction (kl_div's 'mean').
     reduction_warnings: tuple[tuple[str, str], ...] = ()

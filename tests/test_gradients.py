@@ -82,6 +82,36 @@ def problems(draw, loss):
         arrays["input"] = np.log(rng.dirichlet(np.ones(shape[-1]), shape[:-1]))
         target = rng.dirichlet(np.ones(shape[-1]), shape[:-1])
         arrays["target"] = np.log(target) if options["log_target"] else target
+    elif loss == "poisson_nll_loss":
+        options["log_input"] = draw(st.booleans())
+        options["full"] = draw(st.booleans())
+        arrays["input"] = rng.standard_normal(shape) if options["log_input"] else rng.uniform(0.05, 3.0, shape)
+        arrays["target"] = rng.uniform(0.1, 5.0, shape)  # both sides of torch's Stirling threshold y > 1
+        if draw(st.booleans()):
+            options["eps"] = 0.5
+    elif loss == "gaussian_nll_loss":
+        options["full"] = draw(st.booleans())
+        arrays["input"] = rng.standard_normal(shape)
+        arrays["target"] = rng.standard_normal(shape)
+        var_shape = draw(st.sampled_from([shape, shape[:-1], shape[:-1] + (1,)]))
+        arrays["var"] = rng.uniform(0.05, 2.0, var_shape)
+        if draw(st.booleans()):
+            options["eps"] = 0.1  # some variances below it: clamped
+    elif loss in ("margin_ranking_loss", "cosine_embedding_loss"):
+        options["margin"] = draw(st.sampled_from([0.0, 0.3, -0.4]))
+        rows = shape[:1]
+        if loss == "margin_ranking_loss":
+            arrays["input1"], arrays["input2"] = rng.standard_normal(shape), rng.standard_normal(shape)
+            arrays["target"] = rng.choice([-1.0, 1.0], shape)
+        else:
+            arrays["input1"] = rng.standard_normal(rows + (3,))
+            arrays["input2"] = arrays["input1"] + rng.standard_normal(rows + (3,))
+            arrays["target"] = rng.choice([-1.0, 1.0], rows)
+    elif loss in ("hinge_embedding_loss", "soft_margin_loss"):
+        arrays["input"] = rng.standard_normal(shape) * 2
+        arrays["target"] = rng.choice([-1.0, 1.0], shape)
+        if loss == "hinge_embedding_loss":
+            options["margin"] = draw(st.sampled_from([1.0, 0.5, 2.0]))
     else:  # cross_entropy, nll_loss: (C), (N, C) or (N, C, d)
         classes = draw(st.integers(2, 5))
         layout = draw(st.sampled_from([(classes,), (shape[0], classes), (shape[0], classes, shape[-1])]))
@@ -182,6 +212,17 @@ def test_analytic_gradients_match_torch_autograd(loss, dtype, data):
 
 def _smooth_enough(loss, arrays, options):
     """Away from the kinks (|d| = 0, beta, delta) by more than the finite-difference step."""
+    if loss == "margin_ranking_loss":  # the hinge max(0, z) at z = 0
+        z = -arrays["target"] * (arrays["input1"] - arrays["input2"]) + options["margin"]
+        return np.min(np.abs(z), initial=np.inf) > 1e-3
+    if loss == "gaussian_nll_loss":  # the clamp at eps: torch's gradient passes straight through it
+        return np.min(arrays["var"], initial=np.inf) > options.get("eps", 1e-6) + 1e-3
+    if loss == "hinge_embedding_loss":
+        return np.min(np.abs(options["margin"] - arrays["input"]), initial=np.inf) > 1e-3
+    if loss == "cosine_embedding_loss":
+        a, b = arrays["input1"], arrays["input2"]
+        cos = (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+        return np.min(np.abs(cos - options["margin"]), initial=np.inf) > 1e-3
     if loss not in ("l1_loss", "smooth_l1_loss", "huber_loss"):
         return True
     d = np.abs(arrays["input"] - arrays["target"])
@@ -277,10 +318,13 @@ def test_every_target_ignored(loss, reduction):
 def test_empty_batch(loss, reduction):
     if loss in ("cross_entropy", "nll_loss"):
         arrays = {"input": np.zeros((0, 3)), "target": np.zeros((0,), dtype=np.int64)}
+    elif loss == "cosine_embedding_loss":
+        arrays = {"input1": np.full((0, 3), 0.5), "input2": np.full((0, 3), 0.5), "target": np.ones(0)}
     else:
-        arrays = {"input": np.full((0, 3), 0.5), "target": np.full((0, 3), 0.5)}
+        names = lossy_core.get(loss).arrays  # input, target (and var), or input1, input2, target
+        arrays = {n: np.full((0, 3), 0.5) for n in names}
     grads = _check_against_torch(loss, arrays, {"reduction": reduction})
-    assert grads["input"].shape == (0, 3)
+    assert grads[lossy_core.get(loss).arrays[0]].shape == (0, 3)
 
 
 def test_upstream_is_required_for_unreduced_output_and_checked():

@@ -76,6 +76,24 @@ def _case(name, seed=0, batch=()):
         p /= p.sum(-1, keepdims=True)
         p[..., 0, 0] = 0.0  # a zero target: 0 log 0 = 0
         return {"input": log_q, "target": p}, {"reduction": "batchmean"}
+    if name == "poisson_nll_loss":
+        # log_input=False so that eps (traced) reaches the value
+        return {"input": rng.uniform(0.0, 2.0, size=batch + (n, c)),
+                "target": np.floor(rng.uniform(0.0, 5.0, size=batch + (n, c)))}, {"log_input": False, "full": True}
+    if name == "gaussian_nll_loss":
+        # variances on both sides of eps = 0.45 (the traced-eps test's point) and of 1e-6
+        return {"input": normal(n, c), "target": normal(n, c),
+                "var": rng.uniform(0.05, 1.5, size=batch + (n, c))}, {"eps": 0.3, "full": True}
+    if name in ("margin_ranking_loss", "cosine_embedding_loss"):
+        y = rng.choice([-1.0, 1.0], size=batch + (n,))
+        if name == "margin_ranking_loss":
+            return {"input1": normal(n), "input2": normal(n), "target": y}, {"margin": 0.3}
+        first = normal(n, c)  # correlated pairs: some y = -1 rows have cos above the margins used (0.1-0.9)
+        return {"input1": first, "input2": first + 0.5 * normal(n, c), "target": y}, {"margin": 0.1}
+    if name == "hinge_embedding_loss":
+        return {"input": normal(n, c), "target": rng.choice([-1.0, 1.0], size=batch + (n, c))}, {"margin": 0.8}
+    if name == "soft_margin_loss":
+        return {"input": 2 * normal(n, c), "target": rng.choice([-1.0, 1.0], size=batch + (n, c))}, {}
     raise AssertionError(f"no representative case for {name}; add one")
 
 
@@ -178,7 +196,9 @@ def test_cross_entropy_probability_targets_and_negative_smoothing_match_torch():
 
 # --------------------------------------------------------------------------- 2. compilation counting
 
-TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_loss": "delta"}
+TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_loss": "delta",
+          "poisson_nll_loss": "eps", "gaussian_nll_loss": "eps", "margin_ranking_loss": "margin",
+          "hinge_embedding_loss": "margin", "cosine_embedding_loss": "margin"}
 
 
 def test_traced_options_are_the_documented_ones():
@@ -291,20 +311,21 @@ def test_hyperparameter_as_a_traced_argument_of_a_users_jit(name):
     traces = []
 
     @jax.jit
-    def user_loss(input, target, hyper):
+    def user_loss(input, rest, hyper):
         traces.append(1)
-        return getattr(lossy_jax, name)(input, target, **{k: jnp.asarray(v) for k, v in keywords.items()},
+        return getattr(lossy_jax, name)(input, *rest, **{k: jnp.asarray(v) for k, v in keywords.items()},
                                         **dict(kwargs, **{option: hyper}))
 
     @jax.jit
-    def user_grad(input, target, hyper):
-        return jax.grad(lambda x: user_loss(x, target, hyper))(input)
+    def user_grad(input, rest, hyper):
+        return jax.grad(lambda x: user_loss(x, rest, hyper))(input)
 
-    x, t = jnp.asarray(positional[0]), jnp.asarray(positional[1])
+    x, rest = jnp.asarray(positional[0]), tuple(jnp.asarray(a) for a in positional[1:])
+    first = _spec(name).arrays[0]
     for i, hyper in enumerate((0.2, 0.5, 0.9)):
         k = dict(kwargs, **{option: hyper})
-        _close(user_loss(x, t, jnp.asarray(hyper)), _torch_value(name, arrays, k).numpy())
-        _close(user_grad(x, t, jnp.asarray(hyper)), _torch_grads(name, arrays, k, ["input"])[0])
+        _close(user_loss(x, rest, jnp.asarray(hyper)), _torch_value(name, arrays, k).numpy())
+        _close(user_grad(x, rest, jnp.asarray(hyper)), _torch_grads(name, arrays, k, [first])[0])
         if i == 0:
             traced_once = len(traces)
     assert len(traces) == traced_once  # new hyperparameter values never retrace the user's functions
@@ -396,7 +417,8 @@ def test_x64_off_float32_results_and_int32_class_labels():
         _close(got["value"], expected.numpy(), rtol=1e-5, atol=1e-6)
         _close(np.asarray(got["grad"], dtype=np.float32),
                _torch_grads(name, {k: (v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v)
-                                   for k, v in arrays.items()}, kwargs, ["input"])[0], rtol=1e-4, atol=1e-6)
+                                   for k, v in arrays.items()}, kwargs, [_spec(name).arrays[0]])[0],
+               rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- 5. static checks under tracing

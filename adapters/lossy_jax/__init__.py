@@ -5,7 +5,8 @@
 
 Signatures are ``lossy_core``'s: arrays positional, everything else keyword.
 Structural options (``reduction``, ``ignore_index``, ``log_target``) are static;
-numeric hyperparameters (``label_smoothing``, ``beta``, ``delta``) are traced,
+numeric hyperparameters (``label_smoothing``, ``beta``, ``delta``, ``margin``,
+``eps``) are traced,
 so changing them does not recompile. The functions work under ``jax.grad``,
 ``jax.vmap`` and inside a user's own ``jit``.
 
@@ -15,6 +16,9 @@ out of range, a binary_cross_entropy probability outside [0, 1] -- cannot raise
 inside compiled code: the affected loss is NaN (never a wrapped index or a
 silently wrong number). ``lossy_core.<name>`` on concrete jax arrays raises
 for those too.
+
+``gaussian_nll_loss``'s ``var`` may be a Python float, as in torch: it is checked
+and expanded to the input's shape before ``jit`` (a new value does not recompile).
 """
 
 from __future__ import annotations
@@ -53,13 +57,21 @@ def _make(spec: LossSpec):
         f"    elif _is_readable_scalar({o.name}):\n        _options[{o.name!r}].validate({o.name})\n"
         for o in traced
     )
+    # An array argument that may be a Python number (gaussian_nll_loss's ``var``) is made an
+    # array before jit by the core's own conversion (which checks it), not traced as a 0-d array.
+    numbers = "".join(
+        f"    if _is_number({name}):\n        {name} = _number_arrays[{name!r}](_jnp, {spec.arrays[0]}, {name})\n"
+        for name in spec.extra.get("number_arrays", {})
+    )
     source = (
         f"def {spec.name}({parameters}):\n"
+        f"{numbers}"
         f"{checks}"
         f"    return _jitted({arrays}, {', '.join(f'{k}={k}' for k in keywords)})\n"
     )
     scope = {"_jitted": jitted, "_is_number": _is_python_number, "_is_readable_scalar": _is_readable_scalar,
-             "_options": {o.name: o for o in spec.options}}
+             "_options": {o.name: o for o in spec.options}, "_jnp": jax.numpy,
+             "_number_arrays": spec.extra.get("number_arrays", {})}
     exec(compile(source, f"<lossy_jax.{spec.name}>", "exec"), scope)
     function = scope[spec.name]
     function.__module__ = __name__

@@ -49,6 +49,9 @@ def call(spec: LossSpec, arrays, options, reduction_warnings=True):
     device_type = _autocast_device(tensors)
     if device_type is None:
         return spec.function(*arrays, **options)
+    if spec.torch.autocast == "none":
+        with torch.autocast(device_type, enabled=False):
+            return spec.function(*arrays, **options)
     if spec.torch.autocast == "unsafe_on_cuda" and device_type == "cuda":
         raise RuntimeError(_UNSAFE_AUTOCAST.format(name=spec.torch.function))
 
@@ -156,7 +159,8 @@ def make_module(spec: LossSpec, namespace: dict):
     source = "\n".join(lines) + "\n"
     scope = {"_Loss": _Loss}
     exec(compile(source, f"<lossy_torch.{binding.module}.__init__>", "exec"), scope)
-    forward_source = f"def forward(self, {', '.join(spec.arrays)}):\n    return LossModule.forward(self, {', '.join(spec.arrays)})\n"
+    forward_names = ", ".join(binding.forward_arguments or spec.arrays)
+    forward_source = f"def forward(self, {forward_names}):\n    return LossModule.forward(self, {forward_names})\n"
     exec(compile(forward_source, f"<lossy_torch.{binding.module}.forward>", "exec"), {"LossModule": LossModule}, scope)
     cls = type(binding.module, (LossModule,), {
         "__init__": scope["__init__"],
