@@ -280,6 +280,6 @@ register(LossSpec(
         keyword_only=("distance_function", "margin", "swap", "reduction"),
         module="TripletMarginWithDistanceLoss",
         module_signature=(("distance_function", None), ("margin", 1.0), ("swap", False), ("reduction", "mean")),
-        module_keyword_only=("distance_function", "margin", "swap", "reduction"),
+        module_keyword_only=("distance_function", "margin", "swap", "reduction"), autocast="none",
     ),
 ))

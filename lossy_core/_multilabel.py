@@ -302,7 +302,7 @@ register(LossSpec(
         signature=(("input", REQUIRED), ("target", REQUIRED), ("weight", None), *_LEGACY, ("reduction", "mean")),
         module="MultiLabelSoftMarginLoss",
         module_signature=(("weight", None), *_LEGACY, ("reduction", "mean")),
-        buffers=("weight",),
+        buffers=("weight",), autocast="none",
     ),
 ))
 register(LossSpec(

@@ -52,6 +52,7 @@ class TorchBinding:
     buffers: tuple[str, ...] = ()
     # 'float32': under autocast the native loss computes and returns float32.
     # 'unsafe_on_cuda': the native loss refuses CUDA autocast (binary_cross_entropy).
+    # 'none': torch's loss is a Python composite of ops autocast leaves alone: it computes in the input dtype.
     autocast: str = "float32"
     # Warning the torch functional emits for a reduction (kl_div's 'mean').
     reduction_warnings: tuple[tuple[str, str], ...] = ()

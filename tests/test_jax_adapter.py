@@ -76,6 +76,22 @@ def _case(name, seed=0, batch=()):
         p /= p.sum(-1, keepdims=True)
         p[..., 0, 0] = 0.0  # a zero target: 0 log 0 = 0
         return {"input": log_q, "target": p}, {"reduction": "batchmean"}
+    if name == "multilabel_soft_margin_loss":
+        return {"input": 2 * normal(n, c), "target": rng.uniform(0.0, 1.0, size=batch + (n, c)),
+                "weight": rng.uniform(0.5, 2.0, size=(c,))}, {}
+    if name == "multilabel_margin_loss":
+        target = rng.integers(0, c, size=batch + (n, c))
+        target[..., 2] = -1  # the targets of each row are its first two entries
+        return {"input": normal(n, c), "target": target}, {}
+    if name == "multi_margin_loss":
+        return {"input": normal(n, c), "target": rng.integers(0, c, size=batch + (n,)),
+                "weight": rng.uniform(0.5, 2.0, size=(c,))}, {"p": 2, "margin": 0.7}
+    if name == "triplet_margin_loss":
+        return {"anchor": normal(n, c), "positive": normal(n, c), "negative": normal(n, c)}, \
+            {"margin": 1.5, "swap": True, "p": 3.0}
+    if name == "triplet_margin_with_distance_loss":
+        return {"anchor": normal(n, c), "positive": normal(n, c), "negative": normal(n, c)}, \
+            {"margin": 1.5, "swap": True}
     raise AssertionError(f"no representative case for {name}; add one")
 
 
@@ -178,12 +194,15 @@ def test_cross_entropy_probability_targets_and_negative_smoothing_match_torch():
 
 # --------------------------------------------------------------------------- 2. compilation counting
 
-TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_loss": "delta"}
+TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_loss": "delta",
+          "multi_margin_loss": "margin", "triplet_margin_loss": "margin", "triplet_margin_with_distance_loss": "margin"}
+# Further traced options, beyond the one TRACED checks for recompilation.
+MORE_TRACED = {"triplet_margin_loss": ("eps",)}
 
 
 def test_traced_options_are_the_documented_ones():
     traced = {spec.name: spec.traced_options for spec in lossy_core.losses() if spec.traced_options}
-    assert traced == {k: (v,) for k, v in TRACED.items()}
+    assert traced == {k: (v, *MORE_TRACED.get(k, ())) for k, v in TRACED.items()}
 
 
 @pytest.mark.parametrize("name", sorted(TRACED))
@@ -291,20 +310,21 @@ def test_hyperparameter_as_a_traced_argument_of_a_users_jit(name):
     traces = []
 
     @jax.jit
-    def user_loss(input, target, hyper):
+    def user_loss(input, rest, hyper):
         traces.append(1)
-        return getattr(lossy_jax, name)(input, target, **{k: jnp.asarray(v) for k, v in keywords.items()},
+        return getattr(lossy_jax, name)(input, *rest, **{k: jnp.asarray(v) for k, v in keywords.items()},
                                         **dict(kwargs, **{option: hyper}))
 
     @jax.jit
-    def user_grad(input, target, hyper):
-        return jax.grad(lambda x: user_loss(x, target, hyper))(input)
+    def user_grad(input, rest, hyper):
+        return jax.grad(lambda x: user_loss(x, rest, hyper))(input)
 
-    x, t = jnp.asarray(positional[0]), jnp.asarray(positional[1])
+    x, t = jnp.asarray(positional[0]), tuple(jnp.asarray(a) for a in positional[1:])
+    first = _spec(name).arrays[0]
     for i, hyper in enumerate((0.2, 0.5, 0.9)):
         k = dict(kwargs, **{option: hyper})
         _close(user_loss(x, t, jnp.asarray(hyper)), _torch_value(name, arrays, k).numpy())
-        _close(user_grad(x, t, jnp.asarray(hyper)), _torch_grads(name, arrays, k, ["input"])[0])
+        _close(user_grad(x, t, jnp.asarray(hyper)), _torch_grads(name, arrays, k, [first])[0])
         if i == 0:
             traced_once = len(traces)
     assert len(traces) == traced_once  # new hyperparameter values never retrace the user's functions
@@ -363,7 +383,8 @@ _X64_OFF_SCRIPT = textwrap.dedent("""
     data = json.loads(sys.stdin.read())
     out = {}
     for name, (positional, keywords, kwargs) in data.items():
-        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss") and i == 1
+        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss", "multi_margin_loss",
+                                                            "multilabel_margin_loss") and i == 1
                                        else np.float32)) for i, a in enumerate(positional)]
         kw = {k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in keywords.items()}
         value = getattr(lossy_jax, name)(*pos, **kw, **kwargs)
@@ -390,13 +411,14 @@ def test_x64_off_float32_results_and_int32_class_labels():
         got = results[name]
         assert got["dtype"] == "float32", name
         assert got["grad_dtype"] == "float32", name
-        if name in ("cross_entropy", "nll_loss"):
+        if name in ("cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss"):
             assert got["target_dtype"] == "int32"  # jax's default integer without x64, accepted
         expected = _torch_value(name, arrays, kwargs, dtype=np.float32)
         _close(got["value"], expected.numpy(), rtol=1e-5, atol=1e-6)
         _close(np.asarray(got["grad"], dtype=np.float32),
                _torch_grads(name, {k: (v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v)
-                                   for k, v in arrays.items()}, kwargs, ["input"])[0], rtol=1e-4, atol=1e-6)
+                                   for k, v in arrays.items()}, kwargs, [_spec(name).arrays[0]])[0],
+               rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- 5. static checks under tracing

@@ -91,6 +91,22 @@ def _case(name, dtype=torch.float64, seed=0, batch=()):
         target = torch.softmax(randn(4, 5).double(), -1).to(dtype)
         kw = {"reduction": "batchmean"}
         return (inp, target), kw, dict(kw)
+    if name == "multilabel_soft_margin_loss":
+        weight = torch.rand(5, generator=g, dtype=torch.float64).to(dtype) + 0.5
+        return (randn(4, 5) * 2, rand(4, 5)), {"weight": weight}, {"weight": weight}
+    if name == "multilabel_margin_loss":
+        target = torch.randint(5, (*batch, 4, 5), generator=g)
+        target[..., 2] = -1  # the targets of each row are its first two entries
+        return (randn(4, 5), target), {}, {}
+    if name == "multi_margin_loss":
+        weight = torch.rand(5, generator=g, dtype=torch.float64).to(dtype) + 0.5
+        kw = {"weight": weight, "p": 2, "margin": 0.7}
+        return (randn(6, 5), torch.randint(5, (*batch, 6), generator=g)), kw, dict(kw)
+    if name in ("triplet_margin_loss", "triplet_margin_with_distance_loss"):
+        kw = {"margin": 1.5, "swap": True}
+        if name == "triplet_margin_loss":
+            kw["p"] = 3.0
+        return (randn(4, 5), randn(4, 5), randn(4, 5)), kw, dict(kw)
     raise KeyError(name)
 
 
@@ -133,8 +149,11 @@ def _grad_inputs(name, arrays):
     """The arrays that get a gradient: input, plus target where torch differentiates it."""
     diff = [0]
     if name in ("l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "kl_div",
-                "binary_cross_entropy_with_logits") or arrays[1].is_floating_point() and name == "cross_entropy":
+                "binary_cross_entropy_with_logits", "multilabel_soft_margin_loss") \
+            or arrays[1].is_floating_point() and name == "cross_entropy":
         diff.append(1)
+    if name in ("triplet_margin_loss", "triplet_margin_with_distance_loss"):
+        diff += [1, 2]
     return diff
 
 
@@ -515,10 +534,13 @@ def test_cpu_autocast(name, dtype):
             theirs = _value_and_grads(getattr(F, name), arrays, k, diff)
             ours_m = getattr(lossy_torch, NINE[name])(**dict(ctor, reduction=reduction))(*arrays)
         assert ours[0].dtype == theirs[0].dtype == ours_m.dtype
-        _assert_close(ours[0], theirs[0], rtol=2e-6, atol=2e-6)
-        _assert_close(ours_m.detach(), theirs[0], rtol=2e-6, atol=2e-6)
+        # A loss torch writes as a Python composite (autocast 'none') stays in bfloat16: torch rounds
+        # every step to bfloat16, lossy computes in float32 and rounds once (measured: up to 2.2%).
+        tol = 4e-2 if lossy_core.get(name).torch.autocast == "none" and dtype == torch.bfloat16 else 2e-6
+        _assert_close(ours[0], theirs[0], rtol=tol, atol=tol)
+        _assert_close(ours_m.detach(), theirs[0], rtol=tol, atol=tol)
         for a, b in zip(ours[1], theirs[1]):
-            _assert_close(a, b, rtol=2e-6, atol=2e-6)  # gradient dtype = input dtype, as torch's
+            _assert_close(a, b, rtol=tol, atol=tol)  # gradient dtype = input dtype, as torch's
     # autocast is really on: a matmul under it gives bfloat16
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
