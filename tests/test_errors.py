@@ -362,6 +362,14 @@ def _legacy_arguments(spec):
         return input, _index(0, 2, 1, 0)
     if spec.family == "binary" or spec.name == "kl_div":
         return _probs(4, 3), _probs(4, 3)
+    if spec.name == "multilabel_soft_margin_loss":
+        return _logits(4, 3), _probs(4, 3)
+    if spec.name == "multilabel_margin_loss":
+        return _logits(2, 3), np.array([[2, 0, -1], [1, -1, 0]], dtype=i64)
+    if spec.name == "multi_margin_loss":
+        return _logits(4, 3), _index(0, 2, 1, 0)
+    if spec.family == "embedding":
+        return _logits(4, 3), _probs(4, 3), _logits(4, 3)[::-1]
     return _logits(4, 3), _logits(4, 3)
 
 
@@ -370,16 +378,16 @@ def _legacy_arguments(spec):
     (True, None, "mean"), (False, None, "sum"), (None, False, "none"), (False, True, "sum"),
 ])
 def test_deprecated_size_average_reduce(spec, size_average, reduce, reduction):
-    input, target = (_to_torch(a) for a in _legacy_arguments(spec))
+    arrays = [_to_torch(np.ascontiguousarray(a)) for a in _legacy_arguments(spec)]
     message = re.escape(f"size_average and reduce args will be deprecated, please use reduction='{reduction}'")
     name = spec.torch.function
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        expected = getattr(F, name)(input, target, size_average=size_average, reduce=reduce, reduction="avg")
+        expected = getattr(F, name)(*arrays, size_average=size_average, reduce=reduce, reduction="avg")
     with pytest.warns(UserWarning, match=message):
-        getattr(F, name)(input, target, size_average=size_average, reduce=reduce)
+        getattr(F, name)(*arrays, size_average=size_average, reduce=reduce)
     with pytest.warns(UserWarning, match=message):
-        got = getattr(LF, name)(input, target, size_average=size_average, reduce=reduce, reduction="avg")
+        got = getattr(LF, name)(*arrays, size_average=size_average, reduce=reduce, reduction="avg")
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
 
 
