@@ -515,6 +515,129 @@ def _cosine_embedding_loss(b: _Builder):
           target=np.array(-1.0))
     b.add("empty (0,5) mean", "float64", {}, input1=np.zeros((0, 5)), input2=np.zeros((0, 5)), target=np.zeros(0))
 
+# ---------------------------------------------------------------- multilabel ------
+
+def _multilabel_soft_margin_loss(b: _Builder):
+    x, y = b.normal(5, 4, scale=2.0), (b.uniform(5, 4) > 0.5).astype(np.float64)
+    w = b.uniform(4, low=0.2, high=2.0)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"(N,C) {red}", dtype, {"reduction": red}, input=x, target=y)
+            b.add(f"(N,C) weight (C) {red}", dtype, {"reduction": red}, input=x, target=y, weight=w)
+    for dtype in ("float16", "bfloat16"):
+        b.add("(N,C) mean", dtype, {"reduction": "mean"}, input=x, target=y)
+    b.add("(C,) none", "float64", {"reduction": "none"}, input=b.normal(4), target=b.uniform(4))
+    b.add("(2,3,C) soft targets none", "float64", {"reduction": "none"}, input=b.normal(2, 3, 4),
+          target=b.uniform(2, 3, 4))
+    b.add("weight (N,C) sum", "float64", {"reduction": "sum"}, input=x, target=y, weight=b.uniform(5, 4))
+    b.add("int64 target mean", "float64", {"reduction": "mean"}, input=x, target=y.astype(np.int64))
+    b.add("large logits none", "float64", {"reduction": "none"}, input=np.array([[80.0, -80.0, 1e3, -1e3]]),
+          target=np.array([[0.0, 1.0, 1.0, 0.0]]))
+    b.add("empty 0xC sum", "float64", {"reduction": "sum"}, input=b.normal(0, 4), target=b.normal(0, 4))
+    b.add("empty 0xC mean", "float64", {"reduction": "mean"}, input=b.normal(0, 4), target=b.normal(0, 4))
+
+
+def _multilabel_margin_loss(b: _Builder):
+    x = b.normal(4, 5)
+    # rows: the documented layout (targets then -1), duplicates, every class a target, no target,
+    # entries after the first -1 (ignored)
+    t = np.array([[3, 0, -1, 1, 2], [1, 1, -1, 0, 0], [0, 1, 2, 3, 4], [-1, 2, 3, 0, 1]], dtype=np.int64)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"(N,C) {red}", dtype, {"reduction": red}, input=x, target=t)
+    # torch's documented example: 0.85 (torch.nn.MultiLabelMarginLoss docstring)
+    b.add("docs example", "float64", {"reduction": "mean"}, input=np.array([[0.1, 0.2, 0.4, 0.8]]),
+          target=np.array([[3, 0, -1, 1]], dtype=np.int64))
+    b.add("(C,) none", "float64", {"reduction": "none"}, input=b.normal(5), target=t[0])
+    b.add("0-d sum", "float64", {"reduction": "sum"}, input=np.array(0.3), target=np.array(0, dtype=np.int64))
+    # hinge exactly at 0 (x_j - x_i = 1, dyadic): torch's gradient there is 0
+    b.add("ties none", "float64", {"reduction": "none"}, input=np.array([[1.5, 0.5, 0.25, 1.5]]),
+          target=np.array([[0, -1, 0, 0]], dtype=np.int64))
+    b.add("empty 0xC none", "float64", {"reduction": "none"}, input=b.normal(0, 5),
+          target=np.zeros((0, 5), dtype=np.int64))
+
+
+def _multi_margin_loss(b: _Builder):
+    x, t = b.normal(6, 4), _index_targets(b, (6,), 4)
+    w = b.uniform(4, low=0.2, high=2.0)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            for p in (1, 2):
+                b.add(f"(N,C) p={p} {red}", dtype, {"p": p, "reduction": red}, input=x, target=t)
+            b.add(f"weight {red}", dtype, {"reduction": red}, input=x, target=t, weight=w)
+    for margin in (0.5, 2.0, -0.5):
+        b.add(f"margin={margin} p=2 weight none", "float64", {"p": 2, "margin": margin, "reduction": "none"},
+              input=x, target=t, weight=w)
+    b.add("(C,) + () target none", "float64", {"reduction": "none"}, input=b.normal(4), target=np.array(2))
+    b.add("(C,) + (1,) target none", "float64", {"reduction": "none"}, input=b.normal(4), target=np.array([1]))
+    b.add("0-d input", "float64", {"reduction": "sum"}, input=np.array(0.3), target=np.array(0))
+    # the docs' comparison point (loss-landscape.md: scores [1, 2, 3], y = 0 give 1.667 in torch)
+    b.add("scores 1,2,3 y=0", "float64", {"reduction": "mean"}, input=np.array([[1.0, 2.0, 3.0]]),
+          target=np.array([0]))
+    # hinge exactly at 0 (margin - x_y + x_i = 0, dyadic): torch's gradient there is 0
+    b.add("ties none", "float64", {"reduction": "none"}, input=np.array([[1.5, 0.5, 0.25]]), target=np.array([0]))
+    b.add("empty 0xC sum", "float64", {"reduction": "sum"}, input=b.normal(0, 4),
+          target=np.zeros((0,), dtype=np.int64))
+    b.cases[-1].known = {"value": "torch 2.13 CPU returns uninitialized memory for an empty batch's 'sum'/'mean' "
+                                  "(measured: 6.9e-310, -2.8e22); lossy gives 0 (sum) and NaN (mean)"}
+
+
+# ---------------------------------------------------------------- embedding -------
+
+def _triplet_common(b: _Builder, *, extra_options):
+    a, p, n = b.normal(5, 4), b.normal(5, 4), b.normal(5, 4)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            for swap in (False, True):
+                b.add(f"(N,D) swap={swap} {red}", dtype, {"swap": swap, "reduction": red},
+                      anchor=a, positive=p, negative=n)
+    for dtype in ("float16", "bfloat16"):
+        b.add("(N,D) mean", dtype, {"reduction": "mean"}, anchor=a, positive=p, negative=n)
+    b.cases[-1].known = {"grad anchor": "torch takes the difference and the norm in bfloat16, lossy in float32: "
+                                        "gradients differ by up to 4% (measured 3.7%)"}
+    for margin in (0.25, 3.0):
+        b.add(f"margin={margin} swap none", "float64", {"margin": margin, "swap": True, "reduction": "none"},
+              anchor=a, positive=p, negative=n)
+    b.add("(D,) none", "float64", {"reduction": "none"}, anchor=b.normal(4), positive=b.normal(4),
+          negative=b.normal(4))
+    b.add("0-d sum", "float64", {"reduction": "sum", "margin": 3.0}, anchor=np.array(0.5), positive=np.array(-0.25),
+          negative=np.array(1.5))
+    b.add("(2,3,D) swap none", "float64", {"swap": True, "reduction": "none"}, anchor=b.normal(2, 3, 4),
+          positive=b.normal(2, 3, 4), negative=b.normal(2, 3, 4))
+    b.add("broadcast negative (1,D) mean", "float64", {"reduction": "mean"}, anchor=a, positive=p,
+          negative=b.normal(1, 4))
+    # swap tie: a - n and p - n are permutations of each other, so d(a, n) == d(p, n) exactly (eps
+    # included); the minimum splits its gradient between them
+    b.add("swap tie none", "float64", {"swap": True, "reduction": "none"}, anchor=np.array([[1.5, 2.5, 0.5]]),
+          positive=np.array([[2.5, 1.5, 0.5]]), negative=np.array([[0.5, 0.5, 0.5]]))
+    b.add("empty (0,D) sum", "float64", {"reduction": "sum"}, anchor=b.normal(0, 4), positive=b.normal(0, 4),
+          negative=b.normal(0, 4))
+    b.add("empty (0,D) mean", "float64", {"reduction": "mean"}, anchor=b.normal(0, 4), positive=b.normal(0, 4),
+          negative=b.normal(0, 4))
+    for options in extra_options:
+        for dtype in ("float64", "float32"):
+            b.add(" ".join(f"{k}={v}" for k, v in options.items()), dtype, dict(options), anchor=a, positive=p,
+                  negative=n)
+
+
+def _triplet_margin_loss(b: _Builder):
+    extra = [{"p": p, "swap": True, "reduction": "none"} for p in (1.0, 3.0, 0.5, float("inf"))]
+    extra += [{"eps": 0.0, "reduction": "none"}, {"eps": 0.1, "p": 1.0, "reduction": "sum"}]
+    _triplet_common(b, extra_options=extra)
+    # anchor == positive with eps = 0: the norm at 0, whose gradient torch defines as 0
+    z, neg = np.zeros((2, 3)), np.full((2, 3), 0.1)
+    for p in (2.0, 1.0, 3.0, 0.5, float("inf")):
+        b.add(f"a == p eps=0 p={p} none", "float64", {"eps": 0.0, "p": p, "reduction": "none"}, anchor=z,
+              positive=z, negative=neg)
+    # p = inf with tied maxima: the gradient is split evenly between them
+    b.add("p=inf ties eps=0 swap", "float64", {"eps": 0.0, "p": float("inf"), "swap": True, "reduction": "sum"},
+          anchor=np.zeros((2, 3)), positive=np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 0.0]]),
+          negative=np.array([[0.0, 2.0, 0.0], [0.0, 1.0, -1.0]]))
+
+
+def _triplet_margin_with_distance_loss(b: _Builder):
+    _triplet_common(b, extra_options=[{"margin": 0.5, "reduction": "sum"}])
+
 
 GENERATORS = {
     "l1_loss": _regression,
@@ -532,6 +655,12 @@ GENERATORS = {
     "hinge_embedding_loss": _hinge_embedding_loss,
     "soft_margin_loss": _soft_margin_loss,
     "cosine_embedding_loss": _cosine_embedding_loss,
+
+    "multilabel_soft_margin_loss": _multilabel_soft_margin_loss,
+    "multilabel_margin_loss": _multilabel_margin_loss,
+    "multi_margin_loss": _multi_margin_loss,
+    "triplet_margin_loss": _triplet_margin_loss,
+    "triplet_margin_with_distance_loss": _triplet_margin_with_distance_loss,
 }
 
 

@@ -19,6 +19,8 @@ from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._divergence import kl_div
 from ._probabilistic import gaussian_nll_loss, poisson_nll_loss
 from ._margin import cosine_embedding_loss, hinge_embedding_loss, margin_ranking_loss, soft_margin_loss
+from ._multilabel import multi_margin_loss, multilabel_margin_loss, multilabel_soft_margin_loss
+from ._embedding import pairwise_distance, triplet_margin_loss, triplet_margin_with_distance_loss
 from ._reductions import legacy_reduction
 from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses, missing_gradients
 from ._gradients import value_and_grad
@@ -27,6 +29,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "REGISTRY", "REQUIRED", "LossSpec", "Option", "TorchBinding", "get", "losses", "legacy_reduction",
-    "missing_gradients", "value_and_grad",
+    "missing_gradients", "pairwise_distance", "value_and_grad",
     *(spec.name for spec in losses()),
 ]

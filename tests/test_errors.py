@@ -368,6 +368,14 @@ def _legacy_arguments(spec):
         return _logits(4, 3), _probs(4, 3), np.sign(_logits(4))
     if spec.family == "margin":
         return _logits(4, 3), np.sign(_probs(4, 3) - 0.5)
+    if spec.name == "multilabel_soft_margin_loss":
+        return _logits(4, 3), _probs(4, 3)
+    if spec.name == "multilabel_margin_loss":
+        return _logits(2, 3), np.array([[2, 0, -1], [1, -1, 0]], dtype=i64)
+    if spec.name == "multi_margin_loss":
+        return _logits(4, 3), _index(0, 2, 1, 0)
+    if spec.family == "embedding":
+        return _logits(4, 3), _probs(4, 3), _logits(4, 3)[::-1]
     return _logits(4, 3), _logits(4, 3)
 
 
@@ -376,7 +384,7 @@ def _legacy_arguments(spec):
     (True, None, "mean"), (False, None, "sum"), (None, False, "none"), (False, True, "sum"),
 ])
 def test_deprecated_size_average_reduce(spec, size_average, reduce, reduction):
-    arrays = [_to_torch(a) for a in _legacy_arguments(spec)]
+    arrays = [_to_torch(np.ascontiguousarray(a)) for a in _legacy_arguments(spec)]
     message = re.escape(f"size_average and reduce args will be deprecated, please use reduction='{reduction}'")
     name = spec.torch.function
     with warnings.catch_warnings():

@@ -112,6 +112,34 @@ def problems(draw, loss):
         arrays["target"] = rng.choice([-1.0, 1.0], shape)
         if loss == "hinge_embedding_loss":
             options["margin"] = draw(st.sampled_from([1.0, 0.5, 2.0]))
+    elif loss == "multilabel_soft_margin_loss":  # (..., C): the last axis holds the classes
+        arrays["input"] = rng.standard_normal(shape) * 3
+        arrays["target"] = rng.uniform(0, 1, shape)
+        if draw(st.booleans()):
+            arrays["weight"] = rng.uniform(0.1, 2.0, shape[-1:])
+    elif loss in ("multilabel_margin_loss", "multi_margin_loss"):  # (C) or (N, C)
+        classes = draw(st.integers(1, 5))
+        layout = draw(st.sampled_from([(classes,), (shape[0], classes)]))
+        arrays["input"] = rng.standard_normal(layout) * 2
+        frames = layout[0] if len(layout) == 2 else 1
+        if loss == "multilabel_margin_loss":  # targets, then -1 at a random place, then anything in range
+            target = rng.integers(-1, classes, layout)
+            arrays["target"] = np.asarray(target, dtype=np.int64)
+        else:
+            target = rng.integers(0, classes, (frames,) if len(layout) == 2 else ())
+            arrays["target"] = np.asarray(target, dtype=np.int64)
+            options["p"] = draw(st.sampled_from([1, 2]))
+            options["margin"] = draw(st.sampled_from([1.0, 0.5, 2.0]))
+            if draw(st.booleans()):
+                arrays["weight"] = rng.uniform(0.1, 2.0, (classes,))
+    elif loss in ("triplet_margin_loss", "triplet_margin_with_distance_loss"):
+        for name in ("anchor", "positive", "negative"):
+            arrays[name] = rng.standard_normal(shape)
+        options["margin"] = draw(st.sampled_from([1.0, 0.5, 3.0]))
+        options["swap"] = draw(st.booleans())
+        if loss == "triplet_margin_loss":
+            options["p"] = draw(st.sampled_from([1.0, 2.0, 3.0, float("inf")]))
+            options["eps"] = draw(st.sampled_from([1e-6, 0.0, 0.1]))
     else:  # cross_entropy, nll_loss: (C), (N, C) or (N, C, d)
         classes = draw(st.integers(2, 5))
         layout = draw(st.sampled_from([(classes,), (shape[0], classes), (shape[0], classes, shape[-1])]))
@@ -210,8 +238,26 @@ def test_analytic_gradients_match_torch_autograd(loss, dtype, data):
         _assert_close(np.asarray(grads[name]), want, RTOL[dtype], f"{loss} grad {name} {options}")
 
 
+def _hinges(loss, arrays, options):
+    """The arguments of the margin losses' hinges (and swap's minimum), whose kinks are at 0."""
+    if loss in ("triplet_margin_loss", "triplet_margin_with_distance_loss"):
+        p, eps = options.get("p", 2.0), options.get("eps", 1e-6)
+        a, pos, neg = arrays["anchor"], arrays["positive"], arrays["negative"]
+
+        def d(x, y):
+            return np.linalg.norm(x - y + eps, ord=p, axis=-1)
+        return [options["margin"] + d(a, pos) - np.minimum(d(a, neg), d(pos, neg) if options["swap"] else np.inf),
+                d(a, neg) - d(pos, neg)]
+    x = np.atleast_2d(arrays["input"])
+    if loss == "multi_margin_loss":
+        y = np.reshape(arrays["target"], (-1, 1))
+        return [options["margin"] - np.take_along_axis(x, y, axis=1) + x]
+    # multilabel_margin_loss: every (target j, class i) pair
+    return [1 - x[:, :, None] + x[:, None, :]]
+
+
 def _smooth_enough(loss, arrays, options):
-    """Away from the kinks (|d| = 0, beta, delta) by more than the finite-difference step."""
+    """Away from the kinks (|d| = 0, beta, delta; a hinge at 0) by more than the finite-difference step."""
     if loss == "margin_ranking_loss":  # the hinge max(0, z) at z = 0
         z = -arrays["target"] * (arrays["input1"] - arrays["input2"]) + options["margin"]
         return np.min(np.abs(z), initial=np.inf) > 1e-3
@@ -223,6 +269,9 @@ def _smooth_enough(loss, arrays, options):
         a, b = arrays["input1"], arrays["input2"]
         cos = (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
         return np.min(np.abs(cos - options["margin"]), initial=np.inf) > 1e-3
+    if loss in ("multi_margin_loss", "multilabel_margin_loss", "triplet_margin_loss",
+                "triplet_margin_with_distance_loss"):
+        return all(np.min(np.abs(h), initial=np.inf) > 1e-3 for h in _hinges(loss, arrays, options))
     if loss not in ("l1_loss", "smooth_l1_loss", "huber_loss"):
         return True
     d = np.abs(arrays["input"] - arrays["target"])
@@ -313,13 +362,23 @@ def test_every_target_ignored(loss, reduction):
     assert (grads["input"] == 0).all()
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+# torch's multi_margin_loss and multilabel_margin_loss return uninitialized memory for an empty batch's
+# 'mean'/'sum' (tests/test_multilabel_embedding.py checks lossy's 0 and NaN there).
+EMPTY_BATCH = [n for n in LOSSES if n not in ("multi_margin_loss", "multilabel_margin_loss")]
+
+
+@pytest.mark.parametrize("loss", EMPTY_BATCH)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_empty_batch(loss, reduction):
     if loss in ("cross_entropy", "nll_loss"):
         arrays = {"input": np.zeros((0, 3)), "target": np.zeros((0,), dtype=np.int64)}
     elif loss == "cosine_embedding_loss":
         arrays = {"input1": np.full((0, 3), 0.5), "input2": np.full((0, 3), 0.5), "target": np.ones(0)}
+    elif loss in ("triplet_margin_loss", "triplet_margin_with_distance_loss"):
+        arrays = {n: np.full((0, 3), v) for n, v in (("anchor", 0.5), ("positive", 0.25), ("negative", 1.0))}
+        grads = _check_against_torch(loss, arrays, {"reduction": reduction})
+        assert grads["anchor"].shape == (0, 3)
+        return
     else:
         names = lossy_core.get(loss).arrays  # input, target (and var), or input1, input2, target
         arrays = {n: np.full((0, 3), 0.5) for n in names}

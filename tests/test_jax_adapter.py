@@ -94,6 +94,22 @@ def _case(name, seed=0, batch=()):
         return {"input": normal(n, c), "target": rng.choice([-1.0, 1.0], size=batch + (n, c))}, {"margin": 0.8}
     if name == "soft_margin_loss":
         return {"input": 2 * normal(n, c), "target": rng.choice([-1.0, 1.0], size=batch + (n, c))}, {}
+    if name == "multilabel_soft_margin_loss":
+        return {"input": 2 * normal(n, c), "target": rng.uniform(0.0, 1.0, size=batch + (n, c)),
+                "weight": rng.uniform(0.5, 2.0, size=(c,))}, {}
+    if name == "multilabel_margin_loss":
+        target = rng.integers(0, c, size=batch + (n, c))
+        target[..., 2] = -1  # the targets of each row are its first two entries
+        return {"input": normal(n, c), "target": target}, {}
+    if name == "multi_margin_loss":
+        return {"input": normal(n, c), "target": rng.integers(0, c, size=batch + (n,)),
+                "weight": rng.uniform(0.5, 2.0, size=(c,))}, {"p": 2, "margin": 0.7}
+    if name == "triplet_margin_loss":
+        return {"anchor": normal(n, c), "positive": normal(n, c), "negative": normal(n, c)}, \
+            {"margin": 1.5, "swap": True, "p": 3.0}
+    if name == "triplet_margin_with_distance_loss":
+        return {"anchor": normal(n, c), "positive": normal(n, c), "negative": normal(n, c)}, \
+            {"margin": 1.5, "swap": True}
     raise AssertionError(f"no representative case for {name}; add one")
 
 
@@ -198,12 +214,15 @@ def test_cross_entropy_probability_targets_and_negative_smoothing_match_torch():
 
 TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_loss": "delta",
           "poisson_nll_loss": "eps", "gaussian_nll_loss": "eps", "margin_ranking_loss": "margin",
-          "hinge_embedding_loss": "margin", "cosine_embedding_loss": "margin"}
+          "hinge_embedding_loss": "margin", "cosine_embedding_loss": "margin",
+          "multi_margin_loss": "margin", "triplet_margin_loss": "margin", "triplet_margin_with_distance_loss": "margin"}
+# Further traced options, beyond the one TRACED checks for recompilation.
+MORE_TRACED = {"triplet_margin_loss": ("eps",)}
 
 
 def test_traced_options_are_the_documented_ones():
     traced = {spec.name: spec.traced_options for spec in lossy_core.losses() if spec.traced_options}
-    assert traced == {k: (v,) for k, v in TRACED.items()}
+    assert traced == {k: (v, *MORE_TRACED.get(k, ())) for k, v in TRACED.items()}
 
 
 @pytest.mark.parametrize("name", sorted(TRACED))
@@ -384,7 +403,8 @@ _X64_OFF_SCRIPT = textwrap.dedent("""
     data = json.loads(sys.stdin.read())
     out = {}
     for name, (positional, keywords, kwargs) in data.items():
-        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss") and i == 1
+        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss", "multi_margin_loss",
+                                                            "multilabel_margin_loss") and i == 1
                                        else np.float32)) for i, a in enumerate(positional)]
         kw = {k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in keywords.items()}
         value = getattr(lossy_jax, name)(*pos, **kw, **kwargs)
@@ -411,7 +431,7 @@ def test_x64_off_float32_results_and_int32_class_labels():
         got = results[name]
         assert got["dtype"] == "float32", name
         assert got["grad_dtype"] == "float32", name
-        if name in ("cross_entropy", "nll_loss"):
+        if name in ("cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss"):
             assert got["target_dtype"] == "int32"  # jax's default integer without x64, accepted
         expected = _torch_value(name, arrays, kwargs, dtype=np.float32)
         _close(got["value"], expected.numpy(), rtol=1e-5, atol=1e-6)

@@ -109,6 +109,22 @@ def _case(name, dtype=torch.float64, seed=0, batch=()):
         return (randn(4, 3), torch.where(rand(4, 3) > 0.5, 1.0, -1.0).to(dtype)), {"margin": 0.7}, {"margin": 0.7}
     if name == "soft_margin_loss":
         return (randn(4, 3) * 2, torch.where(rand(4, 3) > 0.5, 1.0, -1.0).to(dtype)), {}, {}
+    if name == "multilabel_soft_margin_loss":
+        weight = torch.rand(5, generator=g, dtype=torch.float64).to(dtype) + 0.5
+        return (randn(4, 5) * 2, rand(4, 5)), {"weight": weight}, {"weight": weight}
+    if name == "multilabel_margin_loss":
+        target = torch.randint(5, (*batch, 4, 5), generator=g)
+        target[..., 2] = -1  # the targets of each row are its first two entries
+        return (randn(4, 5), target), {}, {}
+    if name == "multi_margin_loss":
+        weight = torch.rand(5, generator=g, dtype=torch.float64).to(dtype) + 0.5
+        kw = {"weight": weight, "p": 2, "margin": 0.7}
+        return (randn(6, 5), torch.randint(5, (*batch, 6), generator=g)), kw, dict(kw)
+    if name in ("triplet_margin_loss", "triplet_margin_with_distance_loss"):
+        kw = {"margin": 1.5, "swap": True}
+        if name == "triplet_margin_loss":
+            kw["p"] = 3.0
+        return (randn(4, 5), randn(4, 5), randn(4, 5)), kw, dict(kw)
     raise KeyError(name)
 
 
@@ -163,10 +179,13 @@ def _grad_inputs(name, arrays):
     diff = [0]
     if name in ("l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "kl_div", "poisson_nll_loss",
                 "binary_cross_entropy_with_logits", "margin_ranking_loss", "cosine_embedding_loss",
-                "gaussian_nll_loss") or arrays[1].is_floating_point() and name == "cross_entropy":
+                "gaussian_nll_loss", "multilabel_soft_margin_loss") \
+            or arrays[1].is_floating_point() and name == "cross_entropy":
         diff.append(1)
     if name in ("margin_ranking_loss", "gaussian_nll_loss"):
         diff.append(2)
+    if name in ("triplet_margin_loss", "triplet_margin_with_distance_loss"):
+        diff += [1, 2]
     return diff
 
 
@@ -558,6 +577,10 @@ def test_cpu_autocast(name, dtype):
             theirs = _value_and_grads(getattr(F, name), arrays, k, diff)
             ours_m = getattr(lossy_torch, NINE[name])(**dict(ctor, reduction=reduction))(*arrays)
         assert ours[0].dtype == theirs[0].dtype == ours_m.dtype
+        # A loss torch writes as a Python composite (autocast 'none') stays in bfloat16: torch rounds
+        # every step to bfloat16, lossy computes in float32 and rounds once (measured: up to 2.2%).
+        if lossy_core.get(name).torch.autocast == "none" and dtype == torch.bfloat16 and name != "gaussian_nll_loss":
+            tol = 4e-2
         _assert_close(ours[0], theirs[0], rtol=tol, atol=tol)
         _assert_close(ours_m.detach(), theirs[0], rtol=tol, atol=tol)
         for a, b in zip(ours[1], theirs[1]):

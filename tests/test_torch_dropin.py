@@ -20,6 +20,7 @@ example makes to the patched name.
 
 from __future__ import annotations
 
+import codeop
 import doctest
 
 import pytest
@@ -36,9 +37,35 @@ import lossy_torch.functional as LF  # noqa: E402
 NINE = {s.torch.function: s.torch.module for s in lossy_core.losses() if s.torch and s.torch.module}
 
 
+def _incomplete(source):
+    if source.rstrip("\n").endswith("\\"):
+        return True
+    try:
+        return codeop.compile_command(source, symbol="exec") is None
+    except SyntaxError:
+        return False
+
+
 def _examples(obj):
-    """The ``>>>`` examples of ``obj``'s docstring (multi-line statements joined by doctest)."""
-    return [e.source for e in doctest.DocTestParser().get_examples(obj.__doc__ or "")]
+    """The ``>>>`` examples of ``obj``'s docstring (multi-line statements joined by doctest).
+
+    Some of torch's docstrings write continuation lines with ``>>>`` too (xdoctest style,
+    e.g. TripletMarginWithDistanceLoss): a statement that does not compile yet, or a line
+    that follows it indented, is joined with the lines after it. An ``# xdoctest: +SKIP``
+    line ends the examples, as it does for xdoctest.
+    """
+    doc = obj.__doc__ or ""
+    skip = doc.find("# xdoctest: +SKIP")  # doctest drops comment lines: cut the text there
+    if skip >= 0:
+        doc = doc[:doc.rfind("\n", 0, skip)]
+    merged = []
+    for example in doctest.DocTestParser().get_examples(doc):
+        source = example.source
+        if merged and (_incomplete(merged[-1]) or source[:1].isspace()):
+            merged[-1] += source
+        else:
+            merged.append(source)
+    return merged
 
 
 def _run(sources, seed=0):

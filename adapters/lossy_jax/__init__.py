@@ -6,8 +6,10 @@
 Signatures are ``lossy_core``'s: arrays positional, everything else keyword.
 Structural options (``reduction``, ``ignore_index``, ``log_target``) are static;
 numeric hyperparameters (``label_smoothing``, ``beta``, ``delta``, ``margin``,
-``eps``) are traced,
-so changing them does not recompile. The functions work under ``jax.grad``,
+``eps``) are traced, so changing them does not recompile. A callable option
+(``triplet_margin_with_distance_loss``'s ``distance_function``) is static: it
+is hashed by identity, so passing a new callable (e.g. a fresh ``lambda`` on each
+call) compiles anew; define it once and reuse it. The functions work under ``jax.grad``,
 ``jax.vmap`` and inside a user's own ``jit``.
 
 Errors: bad shapes, dtypes, reductions and (Python-number) hyperparameters

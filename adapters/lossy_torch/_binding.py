@@ -47,7 +47,7 @@ def call(spec: LossSpec, arrays, options, reduction_warnings=True):
             warnings.warn(message, UserWarning, stacklevel=3)
     tensors = list(arrays) + [options[name] for name in spec.optional_arrays]
     device_type = _autocast_device(tensors)
-    if device_type is None:
+    if device_type is None or spec.torch.autocast == "none":
         return spec.function(*arrays, **options)
     if spec.torch.autocast == "none":
         with torch.autocast(device_type, enabled=False):

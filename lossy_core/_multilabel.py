@@ -1,0 +1,331 @@
+"""Multi-label and multi-class margin losses: torch's MultiLabelSoftMarginLoss,
+MultiLabelMarginLoss and MultiMarginLoss.
+
+The margin losses take ``input`` of shape ``()``, ``(C)`` or ``(N, C)`` (torch:
+"non-empty vector or matrix with optional 0-dim batch size") and divide each
+sample's sum by C. The soft-margin loss takes any ``(..., C)`` input: the last
+axis is the class axis.
+"""
+
+from __future__ import annotations
+
+from ._backend import default_integer_dtype, dtype_name, namespace, quiet_floating_point, shape_of
+from ._common import as_float, floating_result_type, gradient_like, upcast
+from ._primitives import log_sigmoid, one_hot, take_along_axis
+from ._reductions import check_reduction, reduce, reduction_vjp
+from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
+from ._validation import broadcast_shape, data_check, fmt_shape, is_floating, poison
+
+_LEGACY = (("size_average", None), ("reduce", None))
+
+
+# -- multilabel_soft_margin_loss ------------------------------------------------------
+
+def _soft_margin_setup(xp, input, target, weight):
+    dtype = floating_result_type(xp, input, target, weight)
+    arrays = [upcast(xp, as_float(xp, a, dtype)) for a in (input, target)]
+    if weight is not None:
+        arrays.append(upcast(xp, as_float(xp, weight, dtype)))
+    shape = broadcast_shape(*(shape_of(a) for a in arrays))
+    arrays = [xp.broadcast_to(a, shape) for a in arrays]
+    return dtype, shape, arrays
+
+
+def multilabel_soft_margin_loss(input, target, /, *, weight=None, reduction="mean"):
+    """Multi-label one-versus-all loss on logits (``torch.nn.MultiLabelSoftMarginLoss``)::
+
+        loss_n = (1 / C) sum_c w_c [(1 - y_nc) x_nc - log sigmoid(x_nc)]
+               = -(1 / C) sum_c w_c [y_nc log sigmoid(x_nc) + (1 - y_nc) log sigmoid(-x_nc)]
+
+    ``input`` is ``(..., C)``: the last axis holds the C classes, and ``target``
+    and ``weight`` broadcast with it (torch broadcasts; it does not check shapes).
+    The per-sample losses have the leading shape ``(...)`` and are reduced over
+    it. The result has the promoted dtype of the floating arguments (an integer
+    target is accepted). Log space: finite for logits of any magnitude.
+    Reference: ``torch.nn.functional.multilabel_soft_margin_loss``.
+    """
+    xp = namespace(input, target, weight)
+    check_reduction(reduction)
+    if input.ndim < 1:
+        raise IndexError(
+            "Dimension specified as -1 but tensor has no dimensions: multilabel_soft_margin_loss needs "
+            "'input' of shape (..., C), got a 0-d array"
+        )
+    if not is_floating(xp, input):
+        raise NotImplementedError(
+            f"\"log_sigmoid_cpu\" not implemented for '{dtype_name(input.dtype)}': multilabel_soft_margin_loss "
+            f"expects floating point logits in 'input', got {input.dtype}"
+        )
+    shapes = [shape_of(input), shape_of(target)] + ([shape_of(weight)] if weight is not None else [])
+    if broadcast_shape(*shapes) is None:
+        raise RuntimeError(
+            f"The size of tensor a must match the size of tensor b: multilabel_soft_margin_loss needs 'target' "
+            f"{fmt_shape(shapes[1])}" + (f" and 'weight' {fmt_shape(shapes[2])}" if weight is not None else "")
+            + f" to broadcast with 'input' {fmt_shape(shapes[0])}"
+        )
+    dtype, _, arrays = _soft_margin_setup(xp, input, target, weight)
+    logits, labels = arrays[0], arrays[1]
+    terms = (1 - labels) * logits - log_sigmoid(xp, logits)
+    if weight is not None:
+        terms = terms * arrays[2]
+    classes = shape_of(input)[-1]
+    with quiet_floating_point(xp):  # C = 0: 0 / 0 = NaN, as in torch
+        per_sample = xp.sum(terms, axis=input.ndim - 1) / classes
+    value = reduce(xp, per_sample, reduction)
+    return value if value.dtype == dtype else xp.astype(value, dtype)
+
+
+def _soft_margin_vjp(xp, arrays, options, upstream):
+    """d/dx = w (sigmoid(x) - y) / C,  d/dy = -w x / C, times the reduction's upstream."""
+    input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
+    dtype, shape, parts = _soft_margin_setup(xp, input, target, weight)
+    logits, labels = parts[0], parts[1]
+    axis = input.ndim - 1
+    per_sample_shape = shape[:axis] + shape[axis + 1:]
+    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), per_sample_shape, options["reduction"])
+    scale = xp.broadcast_to(xp.expand_dims(scale, axis=axis), shape) / shape_of(input)[-1]
+    if weight is not None:
+        scale = scale * parts[2]
+    sigmoid = xp.exp(log_sigmoid(xp, logits))
+    grads = {"input": gradient_like(xp, scale * (sigmoid - labels), input)}
+    if is_floating(xp, target):
+        grads["target"] = gradient_like(xp, -scale * logits, target)
+    return grads
+
+
+# -- shared by the two margin losses --------------------------------------------------
+
+def _check_margin_input(xp, input, *, loss, kernel):
+    shape = shape_of(input)
+    size = 1
+    for n in shape:
+        size *= n
+    if not ((size > 0 and input.ndim <= 2) or (input.ndim == 2 and shape[1] > 0)):
+        raise RuntimeError(
+            f"Expected non-empty vector or matrix with optional 0-dim batch size, but got: {fmt_shape(shape)} "
+            f"({loss} needs 'input' of shape (), (C) or (N, C) with C > 0)"
+        )
+    if not is_floating(xp, input):
+        raise NotImplementedError(
+            f"\"{kernel}\" not implemented for '{dtype_name(input.dtype)}': {loss} expects a floating point "
+            f"'input', got {input.dtype}"
+        )
+
+
+def _check_long_target(xp, target, *, loss):
+    allowed = (xp.int64, default_integer_dtype(xp))
+    if not any(target.dtype == d for d in allowed):
+        raise RuntimeError(
+            f"expected scalar type Long but found {dtype_name(target.dtype)}: {loss} expects 'target' of "
+            f"class indices in int64, got {target.dtype}"
+        )
+
+
+def _frames(input):
+    """``(N, C)`` of the input as the margin kernels see it (a 0-d input is one class)."""
+    shape = shape_of(input)
+    if input.ndim == 2:
+        return shape[0], shape[1]
+    return 1, (shape[0] if shape else 1)
+
+
+def _out_of_range(loss, argument_message):
+    def raise_error(_):
+        raise RuntimeError(argument_message)
+    return raise_error
+
+
+# -- multi_margin_loss ----------------------------------------------------------------
+
+def _multi_margin_check_p(p):
+    if p != 1 and p != 2:
+        raise ValueError(f"only p == 1 and p == 2 supported: multi_margin_loss expects 'p' 1 or 2, got p={p!r}")
+
+
+def _multi_margin_terms(xp, input, target, weight, p, margin):
+    """Per class ``h_ni`` (zero at i = y_n) and, for the gradient, ``dh/dz``; both ``(N, C)``."""
+    frames, classes = _frames(input)
+    x = xp.reshape(upcast(xp, input), (frames, classes))
+    labels = xp.reshape(target, (frames,))
+    inside = (labels >= 0) & (labels < classes)
+    safe = xp.where(inside, labels, xp.zeros_like(labels))
+    picked = take_along_axis(xp, x, xp.expand_dims(safe, axis=1), axis=1)
+    z = margin - picked + x
+    active = (z > 0) & (xp.expand_dims(safe, axis=1) != xp.arange(classes, dtype=safe.dtype))
+    zero = xp.zeros_like(z)
+    h = xp.where(active, z if p == 1 else z * z, zero)
+    dh = xp.where(active, xp.ones_like(z) if p == 1 else 2 * z, zero)
+    if weight is not None:
+        w = xp.expand_dims(xp.take(upcast(xp, weight), safe, axis=0), axis=1)
+        h, dh = h * w, dh * w
+    return x, safe, inside, h, dh
+
+
+def multi_margin_loss(input, target, /, *, weight=None, p=1, margin=1.0, reduction="mean"):
+    """Multi-class hinge loss (Weston-Watkins; ``torch.nn.MultiMarginLoss``)::
+
+        loss_n = (1 / C) sum_{i != y_n} w_{y_n} max(0, margin - x_{n,y_n} + x_{n,i})^p
+
+    ``input`` is ``()``, ``(C)`` or ``(N, C)``; ``target`` holds N int64 class
+    indices (``(N)``, or ``()``/``(1)`` for one sample); ``weight`` is ``(C)`` in
+    the input's dtype. ``p`` is 1 or 2. With ``'none'`` the result is ``(N)``
+    for a 1-D target, ``()`` for a 0-d one. Under tracing, a class index out of
+    range gives NaN. float16/bfloat16 are computed in float32 (torch's CPU kernel
+    refuses them; its CUDA kernel accepts them).
+    Reference: ``torch.nn.functional.multi_margin_loss``.
+    """
+    xp = namespace(input, target, weight)
+    check_reduction(reduction)
+    _multi_margin_check_p(p)
+    if weight is not None and weight.ndim != 1:
+        raise ValueError(
+            f"weight must be one-dimensional: multi_margin_loss expects 'weight' of shape (C), got "
+            f"{fmt_shape(shape_of(weight))}"
+        )
+    _check_margin_input(xp, input, loss="multi_margin_loss", kernel="multi_margin_loss_cpu_kernel")
+    frames, classes = _frames(input)
+    if target.ndim > 1 or (shape_of(target)[0] if target.ndim else 1) != frames:
+        raise RuntimeError(
+            f"multi_margin_loss: target tensor should be 1-D with size equal to the number of input samples "
+            f"(batch size). Expected target size [{frames}], but got {fmt_shape(shape_of(target))}. Input has "
+            f"shape {fmt_shape(shape_of(input))}."
+        )
+    _check_long_target(xp, target, loss="multi_margin_loss")
+    if weight is not None:
+        if shape_of(weight)[0] != classes:
+            raise RuntimeError(
+                f"inconsistent weight size, expected {classes} but got {fmt_shape(shape_of(weight))} "
+                f"(multi_margin_loss: 'weight' needs one entry per class)"
+            )
+        if weight.dtype != input.dtype:
+            raise RuntimeError(
+                f"expected scalar type {dtype_name(input.dtype)} but found {dtype_name(weight.dtype)}: "
+                f"multi_margin_loss expects 'weight' in the dtype of 'input' ({input.dtype}), got {weight.dtype}"
+            )
+    x, _, inside, h, _ = _multi_margin_terms(xp, input, target, weight, p, margin)
+    bad = data_check(xp, ~inside, raise_error=_out_of_range(
+        "multi_margin_loss", f"target out of range: multi_margin_loss expects class indices in [0, {classes})"))
+    per_sample = poison(xp, xp.sum(h, axis=1) / classes, bad)
+    per_sample = xp.reshape(per_sample, (frames,) if target.ndim == 1 else ())
+    value = reduce(xp, per_sample, reduction)
+    return value if value.dtype == input.dtype else xp.astype(value, input.dtype)
+
+
+def _multi_margin_vjp(xp, arrays, options, upstream):
+    """d/dx_i = w_y dh_i / C for i != y and d/dx_y = -sum_i w_y dh_i / C, with dh = 1 or 2 z on z > 0."""
+    input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
+    frames, classes = _frames(input)
+    _, safe, _, _, dh = _multi_margin_terms(xp, input, target, weight, options["p"], options["margin"])
+    out_shape = (frames,) if target.ndim == 1 else ()
+    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, input.dtype)), out_shape, options["reduction"])
+    dz = dh * xp.reshape(scale, (frames, 1)) / classes
+    grad = dz - one_hot(xp, safe, classes, dz.dtype) * xp.sum(dz, axis=1, keepdims=True)
+    return {"input": gradient_like(xp, xp.reshape(grad, shape_of(input)), input)}
+
+
+# -- multilabel_margin_loss -----------------------------------------------------------
+
+def _multilabel_margin_terms(xp, input, target):
+    """The active hinge mask ``(N, K, C)`` (target slot k vs class i) and the target indicator."""
+    frames, classes = _frames(input)
+    x = xp.reshape(upcast(xp, input), (frames, classes))
+    labels = xp.reshape(target, (frames, classes))
+    position = xp.arange(classes, dtype=labels.dtype)
+    # The targets are the entries before the first -1.
+    first_pad = xp.min(xp.where(labels == -1, position, xp.full_like(labels, classes)), axis=1, keepdims=True)
+    valid = position < first_pad
+    inside = (labels >= -1) & (labels < classes)
+    safe = xp.where(valid & inside, labels, xp.zeros_like(labels))
+    is_slot_class = (xp.expand_dims(safe, axis=2) == position) & xp.expand_dims(valid, axis=2)  # (N, K, C)
+    is_target = xp.any(is_slot_class, axis=1)  # (N, C)
+    picked = take_along_axis(xp, x, safe, axis=1)  # (N, K)
+    z = 1 - xp.expand_dims(picked, axis=2) + xp.expand_dims(x, axis=1)
+    active = xp.expand_dims(valid, axis=2) & ~xp.expand_dims(is_target, axis=1) & (z > 0)
+    return z, active, is_slot_class, inside
+
+
+def multilabel_margin_loss(input, target, /, *, reduction="mean"):
+    """Multi-label hinge loss (``torch.nn.MultiLabelMarginLoss``)::
+
+        loss_n = (1 / C) sum_{j in T_n} sum_{i not in T_n} max(0, 1 - (x_{n,j} - x_{n,i}))
+
+    ``target`` is int64 of the input's shape (``()``, ``(C)`` or ``(N, C)``):
+    each row lists the target classes T_n, ended by the first -1 (later entries
+    are ignored, but every entry must lie in [-1, C)). A class listed twice counts
+    twice, as in torch. With ``'none'`` the result is ``(N)`` for a 2-D input,
+    ``()`` otherwise. Under tracing, an index out of range gives NaN. float16/
+    bfloat16 are computed in float32 (torch's CPU kernel refuses them).
+    Reference: ``torch.nn.functional.multilabel_margin_loss``.
+    """
+    xp = namespace(input, target)
+    check_reduction(reduction)
+    _check_margin_input(xp, input, loss="multilabel_margin_loss", kernel="multilabel_margin_loss_forward_out_frame")
+    _check_long_target(xp, target, loss="multilabel_margin_loss")
+    if shape_of(target) != shape_of(input):
+        raise RuntimeError(
+            f"inconsistent target size: {fmt_shape(shape_of(target))} for input of size: "
+            f"{fmt_shape(shape_of(input))} (multilabel_margin_loss expects 'target' of the shape of 'input')"
+        )
+    frames, classes = _frames(input)
+    z, active, _, inside = _multilabel_margin_terms(xp, input, target)
+    bad = data_check(xp, ~xp.all(xp.reshape(inside, (frames, classes)), axis=1), raise_error=_out_of_range(
+        "multilabel_margin_loss",
+        f"argument #2 'target' is out of range: multilabel_margin_loss expects entries in [-1, {classes})"))
+    hinge = xp.sum(xp.where(active, z, xp.zeros_like(z)), axis=(1, 2)) / classes
+    per_sample = xp.reshape(poison(xp, hinge, bad), (frames,) if input.ndim == 2 else ())
+    value = reduce(xp, per_sample, reduction)
+    return value if value.dtype == input.dtype else xp.astype(value, input.dtype)
+
+
+def _multilabel_margin_vjp(xp, arrays, options, upstream):
+    """d/dx_i = (1/C) #{j : hinge (j, i) active};  d/dx_j -= (1/C) #{i : hinge (j, i) active} per slot of j."""
+    input = arrays["input"]
+    frames, classes = _frames(input)
+    _, active, is_slot_class, _ = _multilabel_margin_terms(xp, input, arrays["target"])
+    out_shape = (frames,) if input.ndim == 2 else ()
+    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, input.dtype)), out_shape, options["reduction"])
+    weights = xp.astype(active, scale.dtype) * xp.reshape(scale, (frames, 1, 1)) / classes  # (N, K, C)
+    per_slot = xp.sum(weights, axis=2, keepdims=True)  # (N, K, 1)
+    grad = xp.sum(weights, axis=1) - xp.sum(xp.astype(is_slot_class, scale.dtype) * per_slot, axis=1)
+    return {"input": gradient_like(xp, xp.reshape(grad, shape_of(input)), input)}
+
+
+# -- registration ---------------------------------------------------------------------
+
+register(LossSpec(
+    name="multilabel_soft_margin_loss", function=multilabel_soft_margin_loss, vjp=_soft_margin_vjp,
+    family="multilabel", arrays=("input", "target"), optional_arrays=("weight",),
+    options=(Option("reduction", "mean"),), differentiable=("input", "target"),
+    summary="multi-label one-versus-all logistic loss, mean over the last (class) axis (`weight`)",
+    torch=TorchBinding(
+        function="multilabel_soft_margin_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), ("weight", None), *_LEGACY, ("reduction", "mean")),
+        module="MultiLabelSoftMarginLoss",
+        module_signature=(("weight", None), *_LEGACY, ("reduction", "mean")),
+        buffers=("weight",), autocast="none",
+    ),
+))
+register(LossSpec(
+    name="multilabel_margin_loss", function=multilabel_margin_loss, vjp=_multilabel_margin_vjp,
+    family="multilabel", arrays=("input", "target"), options=(Option("reduction", "mean"),),
+    summary="multi-label hinge loss, targets listed before a -1 pad",
+    torch=TorchBinding(
+        function="multilabel_margin_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), *_LEGACY, ("reduction", "mean")),
+        module="MultiLabelMarginLoss", module_signature=(*_LEGACY, ("reduction", "mean")),
+    ),
+))
+register(LossSpec(
+    name="multi_margin_loss", function=multi_margin_loss, vjp=_multi_margin_vjp, family="multilabel",
+    arrays=("input", "target"), optional_arrays=("weight",),
+    options=(Option("p", 1), Option("margin", 1.0, traced=True), Option("reduction", "mean")),
+    summary="multi-class hinge loss (Weston-Watkins) / C (`p` 1 or 2, `margin`, `weight`)",
+    torch=TorchBinding(
+        function="multi_margin_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), ("p", 1), ("margin", 1.0), ("weight", None),
+                   *_LEGACY, ("reduction", "mean")),
+        module="MultiMarginLoss",
+        module_signature=(("p", 1), ("margin", 1.0), ("weight", None), *_LEGACY, ("reduction", "mean")),
+        buffers=("weight",),
+    ),
+))
