@@ -17,6 +17,8 @@ from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss  # noqa: 
 from ._classification import cross_entropy, nll_loss
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._divergence import kl_div
+from ._sequence import ctc_loss
+from ._adaptive import adaptive_log_prob, adaptive_log_softmax_with_loss, adaptive_predict
 from ._reductions import legacy_reduction
 from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses, missing_gradients
 from ._gradients import value_and_grad
@@ -26,5 +28,6 @@ __version__ = "0.1.0"
 __all__ = [
     "REGISTRY", "REQUIRED", "LossSpec", "Option", "TorchBinding", "get", "losses", "legacy_reduction",
     "missing_gradients", "value_and_grad",
+    "adaptive_log_softmax_with_loss", "adaptive_log_prob", "adaptive_predict",
     *(spec.name for spec in losses()),
 ]

@@ -76,6 +76,13 @@ def _case(name, seed=0, batch=()):
         p /= p.sum(-1, keepdims=True)
         p[..., 0, 0] = 0.0  # a zero target: 0 log 0 = 0
         return {"input": log_q, "target": p}, {"reduction": "batchmean"}
+    if name == "ctc_loss":  # (T, N, C) log-probabilities, padded targets, varying lengths
+        logits = normal(6, 3, c)
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        targets = rng.integers(1, c, size=batch + (3, 3))
+        return {"log_probs": log_probs, "targets": targets,
+                "input_lengths": np.broadcast_to(np.array([6, 5, 4]), batch + (3,)).copy(),
+                "target_lengths": np.broadcast_to(np.array([3, 2, 0]), batch + (3,)).copy()}, {}
     raise AssertionError(f"no representative case for {name}; add one")
 
 
@@ -364,7 +371,8 @@ _X64_OFF_SCRIPT = textwrap.dedent("""
     out = {}
     for name, (positional, keywords, kwargs) in data.items():
         pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss") and i == 1
-                                       else np.float32)) for i, a in enumerate(positional)]
+                                       or np.asarray(a).dtype.kind in "iu" else np.float32))
+               for i, a in enumerate(positional)]
         kw = {k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in keywords.items()}
         value = getattr(lossy_jax, name)(*pos, **kw, **kwargs)
         grad = jax.grad(lambda x: getattr(lossy_jax, name)(x, *pos[1:], **kw, **kwargs))(pos[0])
@@ -396,7 +404,8 @@ def test_x64_off_float32_results_and_int32_class_labels():
         _close(got["value"], expected.numpy(), rtol=1e-5, atol=1e-6)
         _close(np.asarray(got["grad"], dtype=np.float32),
                _torch_grads(name, {k: (v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v)
-                                   for k, v in arrays.items()}, kwargs, ["input"])[0], rtol=1e-4, atol=1e-6)
+                                   for k, v in arrays.items()}, kwargs, [_spec(name).arrays[0]])[0],
+               rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- 5. static checks under tracing
