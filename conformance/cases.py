@@ -639,6 +639,52 @@ def _triplet_margin_with_distance_loss(b: _Builder):
     _triplet_common(b, extra_options=[{"margin": 0.5, "reduction": "sum"}])
 
 
+# ---------------------------------------------------------------- sequence ------
+
+def _ctc_loss(b: _Builder):
+    """CTC: padded and concatenated targets, repeats (which need a blank between them),
+    varying and zero lengths, impossible alignments (inf; NaN gradient, 0 with zero_infinity),
+    a non-zero blank, unnormalised log_probs (torch's gradient is not the free derivative there),
+    and one unbatched sequence. torch's CPU kernel has float32/float64 only."""
+    T, N, C, S = 8, 4, 5, 4
+    x = _log_softmax(b.normal(T, N, C, scale=2.0), axis=2)
+    t = b.rng.integers(1, C, size=(N, S)).astype(np.int64)
+    t[0, :3] = [2, 2, 3]  # a repeat
+    il = np.array([8, 7, 5, 3], dtype=np.int64)
+    tl = np.array([4, 3, 2, 0], dtype=np.int64)
+    concat = np.concatenate([t[n, : tl[n]] for n in range(N)])
+    # Few cases: each option set compiles anew on jax (seconds each on a small CPU).
+    for dtype, reductions in (("float64", ("none", "mean", "sum")), ("float32", ("mean",))):
+        for red in reductions:
+            b.add(f"padded {red}", dtype, {"reduction": red}, log_probs=x, targets=t, input_lengths=il,
+                  target_lengths=tl)
+            b.add(f"concatenated {red}", dtype, {"reduction": red}, log_probs=x, targets=concat,
+                  input_lengths=il, target_lengths=tl)
+    b.add("int32 lengths and targets mean", "float64", {"reduction": "mean"}, log_probs=x,
+          targets=t.astype(np.int32), input_lengths=il.astype(np.int32), target_lengths=tl.astype(np.int32))
+    # impossible: [2, 2, 3] needs 4 frames; sample 2 has an empty input and a non-empty target
+    il_bad = np.array([3, 7, 0, 0], dtype=np.int64)
+    for zero_infinity, red in ((False, "none"), (False, "mean"), (True, "none"), (True, "sum")):
+        b.add(f"impossible zero_infinity={zero_infinity} {red}", "float64",
+              {"reduction": red, "zero_infinity": zero_infinity}, log_probs=x, targets=t,
+              input_lengths=il_bad, target_lengths=tl)
+    tb = np.where(t == C - 1, 0, t)
+    b.add(f"blank={C - 1} none", "float64", {"blank": C - 1, "reduction": "none"}, log_probs=x, targets=tb,
+          input_lengths=il, target_lengths=tl)
+    b.add("unnormalised log_probs sum", "float64", {"reduction": "sum"}, log_probs=b.normal(T, N, C),
+          targets=t, input_lengths=il, target_lengths=tl)
+    b.add("unbatched (T,C) mean", "float64", {"reduction": "mean"}, log_probs=x[:, 0], targets=t[0, :3],
+          input_lengths=np.array(8), target_lengths=np.array(3))
+    b.add("unbatched (T,C) padded (1,S) target none", "float64", {"reduction": "none"}, log_probs=x[:, 1],
+          targets=t[1:2], input_lengths=np.array([7]), target_lengths=np.array([3]))
+    x_long = _log_softmax(b.normal(30, 2, 6), axis=2)
+    t_long = b.rng.integers(1, 6, size=(2, 10)).astype(np.int64)
+    # float64: over 30 frames torch's float32 kernel and this one each differ from the float64 gradient by
+    # ~4e-5 relative (measured), beyond the float32 tolerance; the short float32 cases above pass.
+    b.add("T=30 S=10 mean", "float64", {"reduction": "mean"}, log_probs=x_long, targets=t_long,
+          input_lengths=np.array([30, 24]), target_lengths=np.array([10, 7]))
+
+
 GENERATORS = {
     "l1_loss": _regression,
     "mse_loss": _regression,
@@ -661,6 +707,7 @@ GENERATORS = {
     "multi_margin_loss": _multi_margin_loss,
     "triplet_margin_loss": _triplet_margin_loss,
     "triplet_margin_with_distance_loss": _triplet_margin_with_distance_loss,
+    "ctc_loss": _ctc_loss,
 }
 
 

@@ -21,6 +21,8 @@ from ._probabilistic import gaussian_nll_loss, poisson_nll_loss
 from ._margin import cosine_embedding_loss, hinge_embedding_loss, margin_ranking_loss, soft_margin_loss
 from ._multilabel import multi_margin_loss, multilabel_margin_loss, multilabel_soft_margin_loss
 from ._embedding import pairwise_distance, triplet_margin_loss, triplet_margin_with_distance_loss
+from ._sequence import ctc_loss
+from ._adaptive import adaptive_log_prob, adaptive_log_softmax_with_loss, adaptive_predict
 from ._reductions import legacy_reduction
 from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses, missing_gradients
 from ._gradients import value_and_grad
@@ -30,5 +32,6 @@ __version__ = "0.1.0"
 __all__ = [
     "REGISTRY", "REQUIRED", "LossSpec", "Option", "TorchBinding", "get", "losses", "legacy_reduction",
     "missing_gradients", "pairwise_distance", "value_and_grad",
+    "adaptive_log_softmax_with_loss", "adaptive_log_prob", "adaptive_predict",
     *(spec.name for spec in losses()),
 ]

@@ -165,3 +165,27 @@ def class_axis_view(xp, vector, ndim, axis):
     shape = [1] * ndim
     shape[axis] = shape_of(vector)[0]
     return xp.reshape(vector, tuple(shape))
+
+
+# -- scan ------------------------------------------------------------------------------
+
+def _generic_scan(xp, step, carry, xs, reverse=False):
+    length = shape_of(xs[0])[0]
+    ys = [None] * length
+    for t in (range(length - 1, -1, -1) if reverse else range(length)):
+        carry, ys[t] = step(carry, tuple(x[t, ...] for x in xs))
+    return carry, xp.stack(ys, axis=0)
+
+
+def scan(xp, step, carry, xs, reverse=False):
+    """``step(carry, x_t) -> (carry, y_t)`` over the leading axis of the arrays ``xs`` (a tuple).
+
+    Returns the final carry and the ``y_t`` stacked along a new leading axis. A Python
+    loop of static length (torch.compile unrolls it); on jax ``lax.scan``, whose
+    compiled size does not grow with the length. ``xs`` must not be empty along that axis.
+    """
+    if is_jax(xp):
+        import jax
+
+        return jax.lax.scan(step, carry, tuple(xs), reverse=reverse)
+    return _generic_scan(xp, step, carry, xs, reverse)

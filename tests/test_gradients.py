@@ -140,6 +140,20 @@ def problems(draw, loss):
         if loss == "triplet_margin_loss":
             options["p"] = draw(st.sampled_from([1.0, 2.0, 3.0, float("inf")]))
             options["eps"] = draw(st.sampled_from([1e-6, 0.0, 0.1]))
+    elif loss == "ctc_loss":  # (T, N, C); lengths with tl <= il // 2, so every alignment is possible
+        T, N, C = draw(st.integers(1, 6)), shape[0], draw(st.integers(2, 5))
+        x = rng.standard_normal((T, N, C)) * 2
+        arrays["log_probs"] = x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
+        options["blank"] = int(draw(st.integers(0, C - 1)))
+        options["zero_infinity"] = draw(st.booleans())
+        input_lengths = rng.integers(0, T + 1, N)
+        target_lengths = rng.integers(0, input_lengths // 2 + 1)
+        labels = [l for l in range(C) if l != options["blank"]]
+        targets = rng.choice(labels, (N, int(target_lengths.max(initial=0)) + 1))
+        if draw(st.booleans()):  # the concatenated layout
+            targets = np.concatenate([targets[n, : target_lengths[n]] for n in range(N)])
+        arrays["targets"] = np.asarray(targets, dtype=np.int64)
+        arrays["input_lengths"], arrays["target_lengths"] = input_lengths, target_lengths
     else:  # cross_entropy, nll_loss: (C), (N, C) or (N, C, d)
         classes = draw(st.integers(2, 5))
         layout = draw(st.sampled_from([(classes,), (shape[0], classes), (shape[0], classes, shape[-1])]))
@@ -294,6 +308,11 @@ def test_analytic_gradients_match_central_differences_float64(loss, data):
     h = 1e-6
     for name, grad in grads.items():
         direction = rng.uniform(-1, 1, np.shape(arrays[name]))
+        if loss == "ctc_loss":
+            # torch's CTC gradient assumes normalised log_probs (it is exact through log_softmax, not for
+            # free log_probs): move along directions that keep each frame normalised to first order.
+            p = np.exp(arrays[name])
+            direction = direction - np.sum(p * direction, axis=-1, keepdims=True)
 
         def objective(step):
             moved = dict(arrays, **{name: arrays[name] + step * direction})
@@ -370,6 +389,14 @@ EMPTY_BATCH = [n for n in LOSSES if n not in ("multi_margin_loss", "multilabel_m
 @pytest.mark.parametrize("loss", EMPTY_BATCH)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_empty_batch(loss, reduction):
+    if loss == "ctc_loss":  # torch refuses an empty batch: "log_probs tensor must not be empty"
+        args = (np.zeros((4, 0, 3)), np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64),
+                np.zeros(0, dtype=np.int64))
+        with pytest.raises(RuntimeError, match="log_probs tensor must not be empty"):
+            F.ctc_loss(*(torch.from_numpy(a) for a in args), reduction=reduction)
+        with pytest.raises(RuntimeError, match="log_probs tensor must not be empty"):
+            lossy_core.ctc_loss(*args, reduction=reduction)
+        return
     if loss in ("cross_entropy", "nll_loss"):
         arrays = {"input": np.zeros((0, 3)), "target": np.zeros((0,), dtype=np.int64)}
     elif loss == "cosine_embedding_loss":

@@ -110,6 +110,13 @@ def _case(name, seed=0, batch=()):
     if name == "triplet_margin_with_distance_loss":
         return {"anchor": normal(n, c), "positive": normal(n, c), "negative": normal(n, c)}, \
             {"margin": 1.5, "swap": True}
+    if name == "ctc_loss":  # (T, N, C) log-probabilities, padded targets, varying lengths
+        logits = normal(6, 3, c)
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        targets = rng.integers(1, c, size=batch + (3, 3))
+        return {"log_probs": log_probs, "targets": targets,
+                "input_lengths": np.broadcast_to(np.array([6, 5, 4]), batch + (3,)).copy(),
+                "target_lengths": np.broadcast_to(np.array([3, 2, 0]), batch + (3,)).copy()}, {}
     raise AssertionError(f"no representative case for {name}; add one")
 
 
@@ -403,9 +410,9 @@ _X64_OFF_SCRIPT = textwrap.dedent("""
     data = json.loads(sys.stdin.read())
     out = {}
     for name, (positional, keywords, kwargs) in data.items():
-        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss", "multi_margin_loss",
-                                                            "multilabel_margin_loss") and i == 1
-                                       else np.float32)) for i, a in enumerate(positional)]
+        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss") and i == 1
+                                       or np.asarray(a).dtype.kind in "iu" else np.float32))
+               for i, a in enumerate(positional)]
         kw = {k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in keywords.items()}
         value = getattr(lossy_jax, name)(*pos, **kw, **kwargs)
         grad = jax.grad(lambda x: getattr(lossy_jax, name)(x, *pos[1:], **kw, **kwargs))(pos[0])

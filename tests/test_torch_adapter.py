@@ -86,6 +86,13 @@ def _case(name, dtype=torch.float64, seed=0, batch=()):
         if name == "cross_entropy":
             kw["label_smoothing"] = 0.15
         return (inp, target), kw, dict(kw)
+    if name == "ctc_loss":  # (T, N, C) log-probabilities, padded targets, varying lengths
+        log_probs = torch.log_softmax(randn(6, 3, 4).double(), -1).to(dtype)
+        targets = torch.randint(1, 4, (*batch, 3, 3), generator=g)
+        input_lengths = torch.tensor([6, 5, 4]).expand(*batch, 3).clone()
+        target_lengths = torch.tensor([3, 2, 0]).expand(*batch, 3).clone()
+        kw = {"blank": 0, "zero_infinity": False}
+        return (log_probs, targets, input_lengths, target_lengths), kw, dict(kw)
     if name == "kl_div":
         inp = torch.log_softmax(randn(4, 5).double(), -1).to(dtype)
         target = torch.softmax(randn(4, 5).double(), -1).to(dtype)

@@ -86,3 +86,22 @@ for _spec in _core.losses():
     globals()[_spec.name] = _make(_spec)
     __all__.append(_spec.name)
 del _spec
+
+
+# Adaptive softmax: not a registry loss (its weights depend on ``cutoffs``), so bound by hand:
+# ``lossy_core``'s functions compiled with ``cutoffs`` static.
+_adaptive_loss_jit = jax.jit(_core.adaptive_log_softmax_with_loss, static_argnames=("cutoffs",))
+_adaptive_log_prob_jit = jax.jit(_core.adaptive_log_prob, static_argnames=("cutoffs",))
+
+
+def adaptive_log_softmax_with_loss(input, target, head_weight, tail_weights, /, *, cutoffs, head_bias=None):
+    """``lossy_core.adaptive_log_softmax_with_loss`` compiled with ``jax.jit`` (``cutoffs`` static)."""
+    return _adaptive_loss_jit(input, target, head_weight, tail_weights, cutoffs=tuple(cutoffs), head_bias=head_bias)
+
+
+def adaptive_log_prob(input, head_weight, tail_weights, /, *, cutoffs, head_bias=None):
+    """``lossy_core.adaptive_log_prob`` compiled with ``jax.jit`` (``cutoffs`` static)."""
+    return _adaptive_log_prob_jit(input, head_weight, tail_weights, cutoffs=tuple(cutoffs), head_bias=head_bias)
+
+
+__all__ += ["adaptive_log_softmax_with_loss", "adaptive_log_prob"]

@@ -15,9 +15,10 @@ import lossy_core as _core
 from lossy_core._autodiff import bind_torch as _bind_torch
 
 from . import functional
+from ._adaptive import AdaptiveLogSoftmaxWithLoss
 from ._binding import LossModule, make_module as _make_module
 
-__all__ = ["functional", "LossModule"]
+__all__ = ["functional", "LossModule", "AdaptiveLogSoftmaxWithLoss"]
 for _spec in _core.losses():
     if _spec.torch is not None and _spec.torch.module is not None:
         _make_module(_spec, globals())
