@@ -366,6 +366,42 @@ def _kl_div(b: _Builder):
         b.add(f"empty 0x5 {red}", "float64", {"reduction": red}, input=np.zeros((0, C)), target=np.zeros((0, C)))
 
 
+# ------------------------------------------------------------ focal ------
+
+def _sigmoid_focal_loss(b: _Builder):
+    x, hard = b.normal(4, 3, scale=2.5), (b.uniform(4, 3) > 0.6).astype(np.float64)
+    soft = b.uniform(4, 3)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"4x3 hard {red}", dtype, {"reduction": red}, inputs=x, targets=hard)
+    for dtype in ("float16", "bfloat16"):
+        b.add("4x3 hard sum", dtype, {"reduction": "sum"}, inputs=x, targets=hard)
+    for gamma in (0.0, 0.5, 1.0, 2.0, 5.0):
+        for alpha in (0.25, -1, None, 0.9):
+            b.add(f"gamma={gamma} alpha={alpha} soft none", "float64",
+                  {"reduction": "none", "gamma": gamma, "alpha": alpha}, inputs=x, targets=soft)
+        b.add(f"gamma={gamma} hard mean", "float32", {"reduction": "mean", "gamma": gamma}, inputs=x, targets=hard)
+    w, wc, pw = b.uniform(4, 3, low=0.1, high=2.0), b.uniform(3, low=0.1, high=2.0), b.uniform(3, low=0.2, high=3.0)
+    for red in ("none", "mean", "sum"):
+        b.add(f"weight {red}", "float64", {"reduction": red}, inputs=x, targets=soft, weight=w)
+        b.add(f"weight (3,) + pos_weight (3,) {red}", "float64", {"reduction": red, "gamma": 1.5},
+              inputs=x, targets=hard, weight=wc, pos_weight=pw)
+    b.add("pos_weight soft none", "float32", {"reduction": "none"}, inputs=x, targets=soft, pos_weight=pw)
+    b.add("normalizer sum", "float64", {"reduction": "sum", "normalizer": 4.0}, inputs=x, targets=hard)
+    b.add("normalizer none", "float64", {"reduction": "none", "normalizer": 2.5}, inputs=x, targets=soft)
+    x4, y4 = b.normal(2, 3, 2, 2, scale=2.0), (b.uniform(2, 3, 2, 2) > 0.5).astype(np.float64)
+    b.add("NCHW mean", "float64", {"reduction": "mean"}, inputs=x4, targets=y4)
+    # saturated logits: torchvision's gradient is finite for gamma >= 1 (and NaN below, see tests/test_focal.py)
+    xs = np.array([1e4, -1e4, 100.0, -100.0, 1e4, -1e4, 30.0, -30.0])
+    ys = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    for dtype in ("float64", "float32"):
+        for gamma in (1.0, 2.0, 5.0):
+            b.add(f"saturated gamma={gamma} none", dtype, {"reduction": "none", "gamma": gamma}, inputs=xs, targets=ys)
+    b.add("0-d", "float64", {"reduction": "mean"}, inputs=np.array(-0.4), targets=np.array(1.0))
+    for red in ("none", "mean", "sum"):
+        b.add(f"empty 0x3 {red}", "float64", {"reduction": red}, inputs=np.zeros((0, 3)), targets=np.zeros((0, 3)))
+
+
 GENERATORS = {
     "l1_loss": _regression,
     "mse_loss": _regression,
@@ -376,6 +412,7 @@ GENERATORS = {
     "cross_entropy": _cross_entropy,
     "nll_loss": _nll_loss,
     "kl_div": _kl_div,
+    "sigmoid_focal_loss": _sigmoid_focal_loss,
 }
 
 

@@ -53,6 +53,27 @@ def _clamped_bce_terms(xp, probability, target):
     return -(target * log_p + (1 - target) * log_not_p)
 
 
+def bce_with_logits_terms(xp, logits, labels, positive_scale=None):
+    """``(1 - y) x - (1 + (pw - 1) y) log sigmoid(x)``: the unweighted per-element loss (log space)."""
+    log_sigmoid_logits = log_sigmoid(xp, logits)
+    if positive_scale is not None:
+        log_sigmoid_logits = log_sigmoid_logits * ((positive_scale - 1) * labels + 1)
+    return (1 - labels) * logits - log_sigmoid_logits
+
+
+def bce_with_logits_derivatives(xp, logits, labels, positive_scale=None):
+    """The partial derivatives of ``bce_with_logits_terms`` in ``x`` and ``y``.
+
+    With ``c = 1 + (pw - 1) y``: d/dx = (1 - y) - c sigmoid(-x),  d/dy = (1 - pw) log sigmoid(x) - x.
+    ``sigmoid(-x)`` is ``exp(log_sigmoid(-x))``: finite for logits of any magnitude.
+    """
+    sigmoid_negative = xp.exp(log_sigmoid(xp, -logits))
+    if positive_scale is None:
+        return (1 - labels) - sigmoid_negative, -logits
+    d_input = (1 - labels) - ((positive_scale - 1) * labels + 1) * sigmoid_negative
+    return d_input, (1 - positive_scale) * log_sigmoid(xp, logits) - logits
+
+
 def _require_same_shape_bce(input, target):
     if shape_of(target) != shape_of(input):
         raise ValueError(
@@ -144,11 +165,8 @@ def binary_cross_entropy_with_logits(input, target, /, *, weight=None, pos_weigh
     dtype = xp.result_type(input, target)
     logits = upcast(xp, as_float(xp, input, dtype))
     labels = upcast(xp, as_float(xp, target, dtype))
-    log_sigmoid_logits = log_sigmoid(xp, logits)
-    if pos_weight is not None:
-        positive_scale = upcast(xp, as_float(xp, pos_weight, dtype))
-        log_sigmoid_logits = log_sigmoid_logits * ((positive_scale - 1) * labels + 1)
-    terms = (1 - labels) * logits - log_sigmoid_logits
+    positive_scale = None if pos_weight is None else upcast(xp, as_float(xp, pos_weight, dtype))
+    terms = bce_with_logits_terms(xp, logits, labels, positive_scale)
     if weight is not None:
         terms = terms * upcast(xp, as_float(xp, weight, dtype))
     value = reduce(xp, terms, reduction)
@@ -170,10 +188,7 @@ def _bce_vjp(xp, arrays, options, upstream):
 
 
 def _bce_with_logits_vjp(xp, arrays, options, upstream):
-    """With ``c = 1 + (pw - 1) y``: d/dx = w ((1 - y) - c sigmoid(-x)),  d/dy = w ((1 - pw) log sigmoid(x) - x).
-
-    ``sigmoid(-x)`` is ``exp(log_sigmoid(-x))``: finite for logits of any magnitude.
-    """
+    """``w`` times ``bce_with_logits_derivatives`` (finite for logits of any magnitude)."""
     input, target = arrays["input"], arrays["target"]
     weight, pos_weight = arrays.get("weight"), arrays.get("pos_weight")
     dtype = xp.result_type(input, target)
@@ -182,14 +197,8 @@ def _bce_with_logits_vjp(xp, arrays, options, upstream):
     scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), logits.shape, options["reduction"])
     if weight is not None:
         scale = scale * upcast(xp, as_float(xp, weight, dtype))
-    sigmoid_negative = xp.exp(log_sigmoid(xp, -logits))
-    if pos_weight is None:
-        d_input = (1 - labels) - sigmoid_negative
-        d_target = -logits
-    else:
-        positive_scale = upcast(xp, as_float(xp, pos_weight, dtype))
-        d_input = (1 - labels) - ((positive_scale - 1) * labels + 1) * sigmoid_negative
-        d_target = (1 - positive_scale) * log_sigmoid(xp, logits) - logits
+    positive_scale = None if pos_weight is None else upcast(xp, as_float(xp, pos_weight, dtype))
+    d_input, d_target = bce_with_logits_derivatives(xp, logits, labels, positive_scale)
     grads = {"input": gradient_like(xp, scale * d_input, input)}
     if is_floating(xp, target):
         grads["target"] = gradient_like(xp, scale * d_target, target)

@@ -26,6 +26,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import lossy_core  # noqa: E402
 import lossy_jax  # noqa: E402
+from conformance.reference import reference_function  # noqa: E402
 
 RTOL = 1e-12  # DESIGN.md: float64 must agree with torch to ~1e-12 relative
 ATOL = 1e-12
@@ -76,6 +77,10 @@ def _case(name, seed=0, batch=()):
         p /= p.sum(-1, keepdims=True)
         p[..., 0, 0] = 0.0  # a zero target: 0 log 0 = 0
         return {"input": log_q, "target": p}, {"reduction": "batchmean"}
+    if name == "sigmoid_focal_loss":
+        return {"inputs": 3 * normal(n, c), "targets": rng.uniform(0.0, 1.0, size=batch + (n, c)),
+                "weight": rng.uniform(0.5, 2.0, size=(c,)),
+                "pos_weight": rng.uniform(0.5, 2.0, size=(c,))}, {"gamma": 1.5, "alpha": 0.3, "reduction": "mean"}
     raise AssertionError(f"no representative case for {name}; add one")
 
 
@@ -107,14 +112,14 @@ def _to_torch(a, dtype=None, grad=False):
 
 def _torch_value(name, arrays, kwargs, dtype=None):
     positional, keywords = _split(name, arrays)
-    return getattr(F, name)(*[_to_torch(a, dtype) for a in positional],
+    return reference_function(name)(*[_to_torch(a, dtype) for a in positional],
                             **{k: _to_torch(v, dtype) for k, v in keywords.items()}, **kwargs)
 
 
 def _torch_grads(name, arrays, kwargs, wrt):
     spec = _spec(name)
     tensors = {k: _to_torch(v, grad=k in wrt) for k, v in arrays.items()}
-    value = getattr(F, name)(*[tensors[a] for a in spec.arrays],
+    value = reference_function(name)(*[tensors[a] for a in spec.arrays],
                              **{k: v for k, v in tensors.items() if k not in spec.arrays}, **kwargs)
     grads = torch.autograd.grad(value, [tensors[k] for k in wrt])
     return [g.numpy() for g in grads]
@@ -178,12 +183,15 @@ def test_cross_entropy_probability_targets_and_negative_smoothing_match_torch():
 
 # --------------------------------------------------------------------------- 2. compilation counting
 
-TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_loss": "delta"}
+TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_loss": "delta",
+          "sigmoid_focal_loss": "gamma"}
+# Every traced option; TRACED picks the one the tests below vary.
+TRACED_OPTIONS = {**{k: (v,) for k, v in TRACED.items()}, "sigmoid_focal_loss": ("alpha", "gamma", "normalizer")}
 
 
 def test_traced_options_are_the_documented_ones():
     traced = {spec.name: spec.traced_options for spec in lossy_core.losses() if spec.traced_options}
-    assert traced == {k: (v,) for k, v in TRACED.items()}
+    assert traced == TRACED_OPTIONS
 
 
 @pytest.mark.parametrize("name", sorted(TRACED))
@@ -304,7 +312,7 @@ def test_hyperparameter_as_a_traced_argument_of_a_users_jit(name):
     for i, hyper in enumerate((0.2, 0.5, 0.9)):
         k = dict(kwargs, **{option: hyper})
         _close(user_loss(x, t, jnp.asarray(hyper)), _torch_value(name, arrays, k).numpy())
-        _close(user_grad(x, t, jnp.asarray(hyper)), _torch_grads(name, arrays, k, ["input"])[0])
+        _close(user_grad(x, t, jnp.asarray(hyper)), _torch_grads(name, arrays, k, [_spec(name).arrays[0]])[0])
         if i == 0:
             traced_once = len(traces)
     assert len(traces) == traced_once  # new hyperparameter values never retrace the user's functions
@@ -396,7 +404,7 @@ def test_x64_off_float32_results_and_int32_class_labels():
         _close(got["value"], expected.numpy(), rtol=1e-5, atol=1e-6)
         _close(np.asarray(got["grad"], dtype=np.float32),
                _torch_grads(name, {k: (v.astype(np.float32) if np.issubdtype(v.dtype, np.floating) else v)
-                                   for k, v in arrays.items()}, kwargs, ["input"])[0], rtol=1e-4, atol=1e-6)
+                                   for k, v in arrays.items()}, kwargs, [_spec(name).arrays[0]])[0], rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------- 5. static checks under tracing
