@@ -17,7 +17,7 @@ from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss  # noqa: 
 from ._classification import cross_entropy, nll_loss
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._divergence import kl_div
-from ._focal import class_balanced_weights, sigmoid_focal_loss
+from ._focal import binary_focal_loss, class_balanced_weights, sigmoid_focal_loss, softmax_focal_loss
 from ._reductions import legacy_reduction
 from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses, missing_gradients
 from ._gradients import value_and_grad

@@ -74,13 +74,44 @@ def bce_with_logits_derivatives(xp, logits, labels, positive_scale=None):
     return d_input, (1 - positive_scale) * log_sigmoid(xp, logits) - logits
 
 
-def _require_same_shape_bce(input, target):
+def _require_same_shape_bce(input, target, loss="binary_cross_entropy"):
     if shape_of(target) != shape_of(input):
         raise ValueError(
             f"Using a target size ({fmt_shape(shape_of(target))}) that is different to the input size "
             f"({fmt_shape(shape_of(input))}) is deprecated. Please ensure they have the same size. "
-            "binary_cross_entropy expects 'target' of the shape of 'input'"
+            f"{loss} expects 'target' of the shape of 'input'"
         )
+
+
+def check_probability_arguments(xp, input, target, weight, *, loss):
+    """binary_cross_entropy's checks (shape, dtype, [0, 1] range, weight), raised before compute.
+
+    Returns the traced "outside [0, 1]" masks of ``input`` and ``target`` (None when checked).
+    """
+    _require_same_shape_bce(input, target, loss)
+    # torch checks the dtypes match first: int input + float target is a RuntimeError.
+    require_same_dtype(target, input, argument="target", reference_argument="input", loss=loss)
+    if not is_floating(xp, input):
+        raise NotImplementedError(
+            f"\"{loss}\" not implemented for '{dtype_name(input.dtype)}': expected a floating "
+            f"point 'input', got {input.dtype}"
+        )
+    if weight is not None:
+        require_broadcastable_to(weight, shape_of(input), argument="weight", target_argument="input",
+                                 loss=loss)
+
+    def outside(name):
+        def raise_error(_):
+            raise RuntimeError(
+                f"all elements of {name} should be between 0 and 1: {loss} expects "
+                f"probabilities in [0, 1] in '{name}'"
+            )
+        return raise_error
+
+    # Written as "not inside" so that NaN counts as outside, as in torch.
+    bad_input = data_check(xp, ~((input >= 0) & (input <= 1)), raise_error=outside("input"))
+    bad_target = data_check(xp, ~((target >= 0) & (target <= 1)), raise_error=outside("target"))
+    return bad_input, bad_target
 
 
 def binary_cross_entropy(input, target, /, *, weight=None, reduction="mean"):
@@ -97,29 +128,7 @@ def binary_cross_entropy(input, target, /, *, weight=None, reduction="mean"):
     """
     xp = namespace(input, target, weight)
     check_reduction(reduction)
-    _require_same_shape_bce(input, target)
-    # torch checks the dtypes match first: int input + float target is a RuntimeError.
-    require_same_dtype(target, input, argument="target", reference_argument="input", loss="binary_cross_entropy")
-    if not is_floating(xp, input):
-        raise NotImplementedError(
-            f"\"binary_cross_entropy\" not implemented for '{dtype_name(input.dtype)}': expected a floating "
-            f"point 'input', got {input.dtype}"
-        )
-    if weight is not None:
-        require_broadcastable_to(weight, shape_of(input), argument="weight", target_argument="input",
-                                 loss="binary_cross_entropy")
-
-    def outside(name):
-        def raise_error(_):
-            raise RuntimeError(
-                f"all elements of {name} should be between 0 and 1: binary_cross_entropy expects "
-                f"probabilities in [0, 1] in '{name}'"
-            )
-        return raise_error
-
-    # Written as "not inside" so that NaN counts as outside, as in torch.
-    bad_input = data_check(xp, ~((input >= 0) & (input <= 1)), raise_error=outside("input"))
-    bad_target = data_check(xp, ~((target >= 0) & (target <= 1)), raise_error=outside("target"))
+    bad_input, bad_target = check_probability_arguments(xp, input, target, weight, loss="binary_cross_entropy")
     terms = _clamped_bce_terms(xp, upcast(xp, input), upcast(xp, target))
     if weight is not None:
         terms = terms * upcast(xp, as_float(xp, weight, input.dtype))

@@ -25,10 +25,16 @@ import math
 
 from ._autodiff import custom_gradient
 from ._backend import dtype_name, is_number, namespace, quiet_floating_point, shape_of
-from ._binary import bce_with_logits_derivatives, bce_with_logits_terms
+from ._binary import (
+    _bce_backward, _clamped_bce_terms, bce_with_logits_derivatives, bce_with_logits_terms, check_probability_arguments,
+)
 from ._common import as_float, gradient_like, upcast
-from ._primitives import log_sigmoid
-from ._reductions import reduce, reduction_vjp
+from ._classification import (
+    _as_batch, _check_index_target, _check_indices, _check_input, _check_weight, _class_axis, _class_terms,
+    _index_coefficients, _reduce_class_terms, _upstream_per_position,
+)
+from ._primitives import class_axis_view, log_sigmoid, log_softmax
+from ._reductions import check_reduction, reduce, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import fmt_shape, is_floating, is_concrete, poison, require_broadcastable_to
 
@@ -69,7 +75,7 @@ def _check_gamma(gamma):
     if not is_concrete(gamma):
         return gamma < 0
     if float(gamma) < 0 or float(gamma) != float(gamma):
-        raise ValueError(f"sigmoid_focal_loss: expected gamma >= 0, got gamma={float(gamma)}")
+        raise ValueError(f"focal loss: expected gamma >= 0, got gamma={float(gamma)}")
     return None
 
 
@@ -283,6 +289,323 @@ register(LossSpec(
     ),
 ))
 
+
+# -- on probabilities ------------------------------------------------------------------
+
+def _probability_modulator_partials(xp, probability, labels, gamma):
+    """``m = q^gamma``, ``q = 1 - p_t = y (1 - p) + (1 - y) p``, and its partials in ``p``, ``y``, ``gamma``.
+
+    ``dm/dp = gamma (1 - 2y) q^(gamma - 1)``, ``dm/dy = gamma (1 - 2p) q^(gamma - 1)``,
+    ``dm/dgamma = log(q) m``; ``q^(gamma - 1)`` (infinite at ``q = 0``, ``gamma < 1``) is clipped
+    to the dtype's largest finite value, so that the BCE factor, 0 there, gives a 0 gradient.
+    """
+    q = labels * (1 - probability) + (1 - labels) * probability
+    largest = xp.finfo(q.dtype).max
+    with quiet_floating_point(xp):
+        modulator = q ** gamma
+        growth = gamma * xp.clip(q ** (gamma - 1), max=largest)
+        d_gamma = xp.where(q > 0, xp.log(xp.where(q > 0, q, xp.ones_like(q))) * modulator, xp.zeros_like(q))
+    return modulator, xp.clip((1 - 2 * labels) * growth, min=-largest, max=largest), \
+        xp.clip((1 - 2 * probability) * growth, min=-largest, max=largest), d_gamma
+
+
+def _probability_modulator_backward(xp, arrays, upstream, needs):
+    probability, labels, gamma = arrays
+    _, d_p, d_y, d_gamma = _probability_modulator_partials(xp, probability, labels, gamma)
+    return (
+        upstream * d_p if needs[0] else None,
+        upstream * d_y if needs[1] else None,
+        xp.reshape(xp.sum(upstream * d_gamma), shape_of(gamma)) if needs[2] else None,
+    )
+
+
+@custom_gradient(_probability_modulator_backward)
+def _probability_modulator(xp, probability, labels, gamma):
+    """``(1 - p_t)^gamma`` on probabilities (``0^0 = 1``); gradient: ``_probability_modulator_partials``."""
+    q = labels * (1 - probability) + (1 - labels) * probability
+    return q ** gamma
+
+
+def binary_focal_loss(input, target, /, *, weight=None, alpha=0.25, gamma=2.0, reduction="mean"):
+    """Focal loss on probabilities (Lin et al., ICCV 2017), ``binary_cross_entropy``'s counterpart::
+
+        loss_i = w_i alpha_t (1 - p_t)^gamma BCE(p_i, y_i)
+        p_t = p y + (1 - p)(1 - y),  alpha_t = alpha y + (1 - alpha)(1 - y)
+
+    with ``BCE`` exactly ``binary_cross_entropy``'s term (each log clamped at -100).
+    ``input`` (probabilities) and ``target`` have the same shape and dtype and lie
+    in [0, 1] (RuntimeError otherwise, NaN under tracing), as for
+    ``binary_cross_entropy``; ``weight`` broadcasts to the input. ``alpha`` in [0, 1],
+    or -1/None for no balancing; ``gamma >= 0``. ``reduction``: ``'mean'``
+    (default, over every element), ``'sum'`` or ``'none'``. ``gamma = 0, alpha = None``
+    is ``binary_cross_entropy``. Prefer ``sigmoid_focal_loss`` on logits: it is
+    exact in log space for any logit. At ``1 - p_t = 0`` with ``gamma < 1`` the
+    modulating factor's derivative is infinite; the gradient there is the BCE
+    factor's limit, 0. Reference: torch's ``binary_cross_entropy`` times the
+    paper's factors (no torch or torchvision counterpart).
+    """
+    xp = namespace(input, target, weight)
+    check_reduction(reduction)
+    bad_alpha, bad_gamma = _check_alpha(alpha), _check_gamma(gamma)
+    bad_input, bad_target = check_probability_arguments(xp, input, target, weight, loss="binary_focal_loss")
+    probability, labels = upcast(xp, input), upcast(xp, target)
+    terms = _clamped_bce_terms(xp, probability, labels)
+    terms = terms * _probability_modulator(xp, probability, labels, _as_scalar(xp, gamma, probability))
+    alpha_t, _ = _alpha_factor(xp, alpha, labels)
+    if alpha_t is not None:
+        terms = alpha_t * terms
+    if weight is not None:
+        terms = terms * upcast(xp, as_float(xp, weight, input.dtype))
+    for bad in (bad_input, bad_target, bad_alpha, bad_gamma):
+        terms = poison(xp, terms, bad)
+    value = reduce(xp, terms, reduction)
+    return value if value.dtype == input.dtype else xp.astype(value, input.dtype)
+
+
+def _binary_focal_vjp(xp, arrays, options, upstream):
+    """``d/dp = s alpha_t (dBCE/dp m + BCE dm/dp)``, ``d/dy = s ((2 alpha - 1) BCE m + alpha_t (dBCE/dy m + BCE dm/dy))``
+    with torch's BCE gradients (``_bce_backward``) and ``_probability_modulator_partials``."""
+    input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
+    probability, labels = upcast(xp, input), upcast(xp, target)
+    factor = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, input.dtype)), probability.shape,
+                           options["reduction"])
+    if weight is not None:
+        factor = factor * upcast(xp, as_float(xp, weight, input.dtype))
+    bce = _clamped_bce_terms(xp, probability, labels)
+    m, d_m_p, d_m_y, _ = _probability_modulator_partials(xp, probability, labels,
+                                                         _as_scalar(xp, options["gamma"], probability))
+    alpha_t, d_alpha_t = _alpha_factor(xp, options["alpha"], labels)
+    with quiet_floating_point(xp):  # the target gradient of BCE is infinite at p in {0, 1}, as torch's
+        d_bce_p, d_bce_y = _bce_backward(xp, (probability, labels), xp.ones_like(probability), (True, True))
+        d_input, d_target = d_bce_p * m + bce * d_m_p, d_bce_y * m + bce * d_m_y
+        if alpha_t is not None:
+            d_input = alpha_t * d_input
+            d_target = alpha_t * d_target + d_alpha_t * bce * m
+    return {"input": gradient_like(xp, factor * d_input, input),
+            "target": gradient_like(xp, factor * d_target, target)}
+
+
+register(LossSpec(
+    name="binary_focal_loss", function=binary_focal_loss, vjp=_binary_focal_vjp, family="focal",
+    arrays=("input", "target"), optional_arrays=("weight",),
+    options=(_ALPHA, _GAMMA, Option("reduction", "mean")), differentiable=("input", "target"),
+    summary="focal loss on probabilities: `binary_cross_entropy` (logs clamped at -100) times the focal factors",
+    torch=TorchBinding(
+        function="binary_focal_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), ("alpha", 0.25), ("gamma", 2.0),
+                   ("reduction", "mean"), ("weight", None)),
+        keyword_only=("weight",),
+        module="BinaryFocalLoss",
+        module_signature=(("alpha", 0.25), ("gamma", 2.0), ("reduction", "mean"), ("weight", None)),
+        module_keyword_only=("weight",), buffers=("weight",), autocast="unsafe_on_cuda",
+    ),
+))
+
+# -- multi-class (softmax) ---------------------------------------------------------------
+
+def _log1mexp(xp, log_p):
+    """``log(1 - exp(l))`` for ``l <= 0``, accurate at both ends (Maechler's log1mexp)."""
+    with quiet_floating_point(xp):
+        small = xp.log1p(-xp.exp(xp.clip(log_p, max=-math.log(2))))
+        large = xp.log(-xp.expm1(xp.clip(log_p, min=-math.log(2))))
+    return xp.where(log_p < -math.log(2), small, large)
+
+
+def _softmax_modulator_value(xp, log_q, gamma):
+    """``exp(gamma log(1 - p))``, with ``0^0 = 1`` at ``p = 1``."""
+    with quiet_floating_point(xp):
+        return xp.where(log_q == -math.inf, xp.where(gamma == 0, xp.ones_like(log_q), xp.zeros_like(log_q)),
+                        xp.exp(gamma * log_q))
+
+
+def _softmax_modulator_partials(xp, log_p, gamma):
+    """``m = (1 - p)^gamma`` from ``l = log p``, and ``dm/dl = -gamma exp(l + (gamma - 1) log(1 - p))``,
+    ``dm/dgamma = log(1 - p) m``. ``p = 1`` gives ``m = 0^gamma`` (1 at gamma 0); ``dm/dl`` is clipped
+    below the dtype's largest value (infinite at ``p = 1``, ``gamma < 1``; ``log p`` is 0 there)."""
+    log_q = _log1mexp(xp, log_p)
+    modulator = _softmax_modulator_value(xp, log_q, gamma)
+    with quiet_floating_point(xp):
+        largest = xp.finfo(log_q.dtype).max
+        # at p = 1, (1 - p)^(gamma - 1) is 0, 1 or infinite for gamma >, =, < 1: a log(1 - p) of
+        # -1000 log(largest) gives each (exp underflows to 0 or is clipped) without overflowing the product
+        finite_log_q = xp.where(log_q == -math.inf, xp.full_like(log_q, -1000 * math.log(float(largest))), log_q)
+        d_log_p = -gamma * xp.exp(xp.clip(log_p + (gamma - 1) * finite_log_q, max=math.log(float(largest)) - 1))
+        d_gamma = xp.where(log_q == -math.inf, xp.zeros_like(log_q), log_q * modulator)
+    return modulator, d_log_p, d_gamma
+
+
+def _softmax_modulator_backward(xp, arrays, upstream, needs):
+    log_p, gamma = arrays
+    _, d_log_p, d_gamma = _softmax_modulator_partials(xp, log_p, gamma)
+    return (upstream * d_log_p if needs[0] else None,
+            xp.reshape(xp.sum(upstream * d_gamma), shape_of(gamma)) if needs[1] else None)
+
+
+@custom_gradient(_softmax_modulator_backward)
+def _softmax_modulator(xp, log_p, gamma):
+    """``(1 - p)^gamma`` from log-probabilities, in log space (gradient: ``_softmax_modulator_partials``)."""
+    return _softmax_modulator_value(xp, _log1mexp(xp, log_p), gamma)
+
+
+def _check_class_alpha(xp, alpha, num_classes):
+    """Softmax ``alpha``: None, a number >= 0, or a (C,) array (its values checked >= 0 when readable)."""
+    if alpha is None:
+        return None
+    if is_number(alpha):
+        if float(alpha) < 0 or float(alpha) != float(alpha):
+            raise ValueError(f"softmax_focal_loss: expected alpha >= 0 (or a (C,) array, or None), got {alpha}")
+        return None
+    if alpha.ndim == 0:
+        if is_concrete(alpha):
+            return _check_class_alpha(xp, float(alpha), num_classes)
+        return alpha < 0
+    if shape_of(alpha) != (num_classes,):
+        raise ValueError(
+            f"softmax_focal_loss: expected 'alpha' of shape [{num_classes}] (one per class), got "
+            f"{fmt_shape(shape_of(alpha))}"
+        )
+    if is_concrete(alpha) and bool(xp.any(~(alpha >= 0))):
+        raise ValueError("softmax_focal_loss: expected every per-class alpha >= 0")
+    return None if is_concrete(alpha) else xp.any(alpha < 0)
+
+
+def _class_alpha(xp, alpha, like, class_axis):
+    """``alpha`` broadcastable along the class axis of ``like`` (None for no weighting)."""
+    if alpha is None or is_number(alpha):
+        return None if alpha is None else float(alpha)
+    alpha = _as_scalar(xp, alpha, like) if alpha.ndim == 0 else xp.astype(alpha, like.dtype)
+    return alpha if alpha.ndim == 0 else class_axis_view(xp, alpha, like.ndim, class_axis)
+
+
+def _focal_log_likelihood(xp, log_p, alpha, gamma):
+    """``f = alpha_c (1 - p)^gamma log p`` per class: cross entropy's ``log p`` with the focal factors."""
+    f = _softmax_modulator(xp, log_p, _as_scalar(xp, gamma, log_p)) * log_p
+    return f if alpha is None else alpha * f
+
+
+def softmax_focal_loss(input, target, /, *, weight=None, alpha=None, gamma=2.0, ignore_index=-100,
+                       reduction="mean"):
+    """Multi-class focal loss on logits (Lin et al., ICCV 2017, eq. (5) over a softmax)::
+
+        loss_n = -w[y_n] alpha[y_n] (1 - p_n[y_n])^gamma log p_n[y_n]          (class indices)
+        loss_n = -sum_c w_c alpha_c y_nc (1 - p_nc)^gamma log p_nc              (class probabilities)
+
+    with ``log p = log_softmax(input, class axis)``: ``cross_entropy`` with each
+    class's log-probability multiplied by the focal factors. Shapes, ``weight``,
+    ``ignore_index`` and the denominators are ``cross_entropy``'s: ``input``
+    ``(C)``, ``(N, C)`` or ``(N, C, d1..dk)``; class indices ``()``, ``(N)`` or
+    ``(N, d1..dk)`` ('mean' divides by the summed ``w[y_n]`` of the kept targets),
+    or probabilities of the input's shape ('mean' divides by ``N d1..dk``;
+    ``ignore_index >= 0`` raises). ``alpha``: None, a number >= 0 or a ``(C,)``
+    array of per-class factors (not in the denominator); ``gamma >= 0``.
+    ``gamma = 0, alpha = None`` is ``cross_entropy``. ``(1 - p)^gamma`` is
+    ``exp(gamma log1mexp(log p))``: finite values and input gradients for logits
+    of any magnitude. Neighbours: ``sigmoid_focal_loss`` (one-vs-all, RetinaNet's
+    choice), ``class_balanced_weights`` for ``weight``. Reference: the paper; no
+    torch counterpart.
+    """
+    xp = namespace(input, target, weight)
+    check_reduction(reduction)
+    bad_gamma = _check_gamma(gamma)
+    if input.ndim == 0:
+        raise ValueError("softmax_focal_loss needs 'input' of shape (C), (N, C) or (N, C, d1, ..., dk), got 0-d")
+    _check_input(xp, input, loss="softmax_focal_loss", kernel="log_softmax_lastdim_kernel_impl")
+    class_axis = _class_axis(input)
+    num_classes = shape_of(input)[class_axis]
+    bad_alpha = _check_class_alpha(xp, alpha, num_classes)
+    probabilities = shape_of(target) == shape_of(input)
+    if probabilities:
+        if not is_floating(xp, target):
+            raise RuntimeError(
+                f"Expected floating point type for target with class probabilities, got {dtype_name(target.dtype)}: "
+                "softmax_focal_loss reads a 'target' of the input's shape as class probabilities"
+            )
+        if ignore_index >= 0:
+            raise RuntimeError(
+                "ignore_index is not supported for floating point target: softmax_focal_loss with class "
+                f"probabilities expects ignore_index < 0, got ignore_index={ignore_index}"
+            )
+    else:
+        _check_index_target(xp, input, target, loss="softmax_focal_loss")
+    _check_weight(xp, weight, input, num_classes, loss="softmax_focal_loss")
+    if probabilities:
+        out_dtype = xp.result_type(input, target)
+        log_p = log_softmax(xp, upcast(xp, as_float(xp, input, out_dtype)), class_axis)
+        f = _focal_log_likelihood(xp, log_p, _class_alpha(xp, alpha, log_p, class_axis), gamma)
+        products = f * upcast(xp, as_float(xp, target, out_dtype))
+        if weight is not None:
+            products = products * class_axis_view(xp, upcast(xp, as_float(xp, weight, out_dtype)), input.ndim,
+                                                   class_axis)
+        terms = -xp.sum(products, axis=class_axis)
+        for bad in (bad_alpha, bad_gamma):
+            terms = poison(xp, terms, bad)
+        value = reduce(xp, terms, reduction)
+        return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
+    batched_input, batched_target, single = _as_batch(xp, input, target)
+    checked = _check_indices(xp, batched_target, num_classes, ignore_index, loss="softmax_focal_loss")
+    log_p = log_softmax(xp, upcast(xp, batched_input), 1)
+    f = _focal_log_likelihood(xp, log_p, _class_alpha(xp, alpha, log_p, 1), gamma)
+    terms, target_weights, _, bad = _class_terms(xp, f, batched_target, weight, ignore_index,
+                                                 loss="softmax_focal_loss", checked=checked)
+    for flag in (bad, bad_alpha, bad_gamma):
+        terms = poison(xp, terms, flag)
+    return _reduce_class_terms(xp, terms, target_weights, reduction, single, input.dtype)
+
+
+def _softmax_focal_vjp(xp, arrays, options, upstream):
+    """With ``a`` cross entropy's coefficients (``w[y]`` one-hot, or ``w y``) and ``g`` the per-position
+    upstream: ``dL/dl = -g a alpha (m + l dm/dl)`` on ``l = log p``, then through log_softmax
+    ``dx = G - softmax sum_c G``; for probability targets ``d/dy = -g w f``."""
+    input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
+    alpha, gamma, reduction = options["alpha"], options["gamma"], options["reduction"]
+    if shape_of(target) == shape_of(input):
+        class_axis = _class_axis(input)
+        dtype = xp.result_type(input, target)
+        log_p = log_softmax(xp, upcast(xp, as_float(xp, input, dtype)), class_axis)
+        w = None if weight is None else class_axis_view(xp, upcast(xp, as_float(xp, weight, dtype)), input.ndim,
+                                                        class_axis)
+        q = upcast(xp, as_float(xp, target, dtype))
+        a = q if w is None else q * w
+        position_shape = tuple(n for i, n in enumerate(shape_of(input)) if i != class_axis)
+        g = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, log_p.dtype)), position_shape, reduction)
+        g = xp.expand_dims(g, axis=class_axis)
+    else:
+        class_axis = 1
+        batched_input, batched_target, _ = _as_batch(xp, input, target)
+        log_p = log_softmax(xp, upcast(xp, batched_input), 1)
+        a, denominator, kept = _index_coefficients(xp, log_p, batched_target, weight, options["ignore_index"], 0,
+                                                   loss="softmax_focal_loss")
+        g = xp.expand_dims(_upstream_per_position(xp, upstream, kept, reduction, denominator, log_p.dtype), axis=1)
+    class_alpha = _class_alpha(xp, alpha, log_p, class_axis)
+    m, d_m, _ = _softmax_modulator_partials(xp, log_p, _as_scalar(xp, gamma, log_p))
+    d_f = m + log_p * d_m
+    if class_alpha is not None:
+        d_f = class_alpha * d_f
+    grad_log_p = -g * a * d_f
+    grad = grad_log_p - xp.exp(log_p) * xp.sum(grad_log_p, axis=class_axis, keepdims=True)
+    grads = {"input": gradient_like(xp, xp.reshape(grad, shape_of(input)), input)}
+    if shape_of(target) == shape_of(input):
+        f = m * log_p if class_alpha is None else class_alpha * m * log_p
+        grads["target"] = gradient_like(xp, -g * (f if w is None else f * w), target)
+    return grads
+
+
+register(LossSpec(
+    name="softmax_focal_loss", function=softmax_focal_loss, vjp=_softmax_focal_vjp, family="focal",
+    arrays=("input", "target"), optional_arrays=("weight",),
+    options=(Option("alpha", None, traced=True), _GAMMA, Option("ignore_index", -100), Option("reduction", "mean")),
+    differentiable=("input", "target"),
+    summary="multi-class focal loss: `cross_entropy` (indices or probabilities) with alpha_c (1 - p_c)^gamma",
+    torch=TorchBinding(
+        function="softmax_focal_loss",
+        signature=(("input", REQUIRED), ("target", REQUIRED), ("weight", None), ("alpha", None), ("gamma", 2.0),
+                   ("ignore_index", -100), ("reduction", "mean")),
+        module="SoftmaxFocalLoss",
+        module_signature=(("weight", None), ("alpha", None), ("gamma", 2.0), ("ignore_index", -100),
+                          ("reduction", "mean")),
+        buffers=("weight",),
+    ),
+))
 
 # -- class-balanced weights (Cui et al., CVPR 2019) -------------------------------------
 

@@ -332,3 +332,142 @@ def test_core_on_numpy_and_array_api_strict():
         warnings.simplefilter("ignore")
         strict = lossy_core.sigmoid_focal_loss(xps.asarray(x), xps.asarray(y), gamma=1.5, reduction="mean")
     assert float(strict) == pytest.approx(expected, rel=1e-14)
+
+
+# --------------------------------------------------------------------------- binary_focal_loss (probabilities)
+
+from conformance.plain_torch_focal import binary_focal_loss as reference_binary_focal  # noqa: E402
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+@pytest.mark.parametrize("alpha", [0.25, None])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_binary_focal_matches_the_reference(gamma, alpha, reduction):
+    g = torch.Generator().manual_seed(6)
+    p, y = torch.rand(5, 4, generator=g, dtype=torch.float64) * 0.98 + 0.01, torch.rand(5, 4, generator=g, dtype=torch.float64)
+    kw = dict(alpha=alpha, gamma=gamma, reduction=reduction)
+    for a, b in zip(_value_and_grads(LF.binary_focal_loss, p, y, **kw), _value_and_grads(reference_binary_focal, p, y, **kw)):
+        _close(a, b)
+    module = lossy_torch.BinaryFocalLoss(**kw)
+    _close(module(p, y), reference_binary_focal(p, y, **kw))
+
+
+def test_binary_focal_gamma_zero_is_bce_and_agrees_with_sigmoid_focal():
+    g = torch.Generator().manual_seed(7)
+    x, y = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.rand(6, 3, generator=g, dtype=torch.float64)
+    p = torch.sigmoid(x)
+    _close(LF.binary_focal_loss(p, y, alpha=None, gamma=0.0), F.binary_cross_entropy(p, y))
+    _close(LF.binary_focal_loss(p, y, gamma=2.0, reduction="none"),
+           LF.sigmoid_focal_loss(x, y, gamma=2.0, reduction="none"), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+def test_binary_focal_at_probabilities_zero_and_one(gamma):
+    """BCE's -100 clamp keeps the value finite; the input gradient is finite (torch's BCE floor) for every gamma."""
+    p, y = _t([0.0, 1.0, 0.0, 1.0, 0.5]), _t([0.0, 1.0, 1.0, 0.0, 1.0])
+    x = p.clone().requires_grad_(True)
+    out = LF.binary_focal_loss(x, y, gamma=gamma, reduction="sum")
+    (gx,) = torch.autograd.grad(out, [x])
+    assert torch.isfinite(out) and torch.isfinite(gx).all()
+    _close(out, reference_binary_focal(p, y, gamma=gamma, reduction="sum"))
+    _, grads = lossy_core.value_and_grad(lossy_core.binary_focal_loss)(p.numpy(), y.numpy(), gamma=gamma, reduction="sum")
+    np.testing.assert_allclose(grads["input"], gx.numpy(), rtol=1e-12)
+
+
+def test_binary_focal_bad_arguments():
+    p, y = torch.full((2, 3), 0.5), torch.ones(2, 3)
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        LF.binary_focal_loss(p * 3, y)
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        LF.binary_focal_loss(p, y * 2)
+    with pytest.raises(ValueError, match="Invalid alpha value"):
+        LF.binary_focal_loss(p, y, alpha=3.0)
+    with pytest.raises(ValueError, match="not a valid value for reduction"):
+        LF.binary_focal_loss(p, y, reduction="avg")
+    with pytest.raises(ValueError, match="same size"):
+        LF.binary_focal_loss(p, y[:1])
+    assert torch.isnan(LF.binary_focal_loss(torch.zeros(0, 3), torch.zeros(0, 3)))  # 'mean' of empty
+
+
+# --------------------------------------------------------------------------- softmax_focal_loss (multi-class)
+
+from conformance.plain_torch_focal import softmax_focal_loss as reference_softmax_focal  # noqa: E402
+
+
+def _multiclass(seed=8, shape=(6, 4, 3)):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64) * 3
+    t = torch.randint(shape[1], (shape[0], *shape[2:]), generator=g)
+    t[0, ...] = -100
+    q = torch.softmax(torch.randn(*shape, generator=g, dtype=torch.float64), 1)
+    w = torch.rand(shape[1], generator=g, dtype=torch.float64) + 0.5
+    alpha = torch.rand(shape[1], generator=g, dtype=torch.float64)
+    return x, t, q, w, alpha
+
+
+def _grads(fn, x, target, **kw):
+    x = x.detach().clone().requires_grad_(True)
+    target = target.detach().clone().requires_grad_(target.is_floating_point())
+    out = fn(x, target, **kw)
+    wrt = [x, target] if target.is_floating_point() else [x]
+    upstream = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape) if out.ndim else None
+    return (out.detach(), *torch.autograd.grad(out, wrt, grad_outputs=upstream))
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("targets", ["index", "probabilities"])
+def test_softmax_focal_matches_the_reference(gamma, reduction, targets):
+    x, t, q, w, alpha = _multiclass()
+    target = t if targets == "index" else q
+    for kw in ({}, {"weight": w}, {"weight": w, "alpha": alpha}, {"alpha": 0.25}):
+        kw = dict(kw, gamma=gamma, reduction=reduction)
+        for a, b in zip(_grads(LF.softmax_focal_loss, x, target, **kw),
+                        _grads(reference_softmax_focal, x, target, **kw)):
+            _close(a, b)
+        # the analytic gradient (NumPy) agrees
+        upstream = None if reduction != "none" else np.linspace(-1, 1, _grads(LF.softmax_focal_loss, x, target,
+                                                                                **kw)[0].numel()).reshape(
+            _grads(LF.softmax_focal_loss, x, target, **kw)[0].shape)
+        core_kw = {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in kw.items()}
+        _, grads = lossy_core.value_and_grad(lossy_core.softmax_focal_loss)(x.numpy(), target.numpy(),
+                                                                             upstream=upstream, **core_kw)
+        expected = _grads(reference_softmax_focal, x, target, **kw)
+        np.testing.assert_allclose(grads["input"], expected[1].numpy(), rtol=1e-11, atol=1e-12)
+
+
+def test_softmax_focal_gamma_zero_is_cross_entropy():
+    x, t, q, w, _ = _multiclass(9)
+    for target in (t, q):
+        for reduction in ("none", "mean", "sum"):
+            _close(LF.softmax_focal_loss(x, target, weight=w, gamma=0.0, reduction=reduction),
+                   F.cross_entropy(x, target, weight=w, reduction=reduction))
+    module = lossy_torch.SoftmaxFocalLoss(weight=w, gamma=0.0, ignore_index=1)
+    t = t.clamp(min=0)  # ignore_index=1 here: -100 would be out of range
+    _close(module(x, t), F.cross_entropy(x, t, weight=w, ignore_index=1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("gamma", GAMMAS)
+def test_softmax_focal_finite_at_saturated_logits(dtype, gamma):
+    x = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [0.0, 0.0, 0.0]], dtype=dtype)
+    for target in (torch.tensor([0, 0, 2]), torch.eye(3, dtype=dtype)):
+        out, *grads = _grads(LF.softmax_focal_loss, x, target, gamma=gamma, reduction="sum")
+        assert torch.isfinite(out) and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_softmax_focal_bad_arguments():
+    x, t, q, w, _ = _multiclass(10, shape=(4, 3))
+    with pytest.raises(ValueError, match="alpha"):
+        LF.softmax_focal_loss(x, t, alpha=torch.ones(4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="alpha >= 0"):
+        LF.softmax_focal_loss(x, t, alpha=-1.0)
+    with pytest.raises(ValueError, match="gamma >= 0"):
+        LF.softmax_focal_loss(x, t, gamma=-0.5)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported"):
+        LF.softmax_focal_loss(x, q, ignore_index=0)
+    with pytest.raises(IndexError, match="out of bounds"):
+        LF.softmax_focal_loss(x, torch.tensor([0, 1, 2, 7]))
+    with pytest.raises(RuntimeError, match="weight tensor should be defined"):
+        LF.softmax_focal_loss(x, t, weight=torch.ones(5, dtype=torch.float64))
+    assert torch.isnan(LF.softmax_focal_loss(x[:0], t[:0]))  # 'mean' over no targets: 0/0, as cross_entropy

@@ -89,13 +89,20 @@ def problems(draw, loss):
             arrays["pos_weight"] = rng.uniform(0.1, 3.0, shape[-1:])
         if draw(st.booleans()):
             options["normalizer"] = float(draw(st.sampled_from([1.0, 3.0])))
+    elif loss == "binary_focal_loss":
+        arrays["input"] = rng.uniform(0.01, 0.99, shape)
+        arrays["target"] = rng.uniform(0, 1, shape)
+        options["gamma"] = draw(st.sampled_from([0.0, 0.5, 1.0, 2.0, 5.0]))
+        options["alpha"] = draw(st.sampled_from([0.25, -1, None, 0.8]))
+        if draw(st.booleans()):
+            arrays["weight"] = rng.uniform(0.1, 2.0, shape[-1:])
     elif loss == "kl_div":
         options["reduction"] = draw(st.sampled_from(REDUCTIONS + ("batchmean",)))
         options["log_target"] = draw(st.booleans())
         arrays["input"] = np.log(rng.dirichlet(np.ones(shape[-1]), shape[:-1]))
         target = rng.dirichlet(np.ones(shape[-1]), shape[:-1])
         arrays["target"] = np.log(target) if options["log_target"] else target
-    else:  # cross_entropy, nll_loss: (C), (N, C) or (N, C, d)
+    else:  # cross_entropy, nll_loss, softmax_focal_loss: (C), (N, C) or (N, C, d)
         classes = draw(st.integers(2, 5))
         layout = draw(st.sampled_from([(classes,), (shape[0], classes), (shape[0], classes, shape[-1])]))
         arrays["input"] = rng.standard_normal(layout) * 2
@@ -103,7 +110,7 @@ def problems(draw, loss):
             class_axis = 0 if len(layout) == 1 else 1
             x = arrays["input"]
             arrays["input"] = x - np.log(np.sum(np.exp(x), axis=class_axis, keepdims=True))
-        probabilities = loss == "cross_entropy" and draw(st.booleans())
+        probabilities = loss in ("cross_entropy", "softmax_focal_loss") and draw(st.booleans())
         if probabilities:
             class_axis = 0 if len(layout) == 1 else 1
             arrays["target"] = np.moveaxis(rng.dirichlet(np.ones(classes), [n for i, n in enumerate(layout)
@@ -120,6 +127,9 @@ def problems(draw, loss):
             arrays["weight"] = rng.uniform(0.1, 2.0, (classes,))
         if loss == "cross_entropy" and draw(st.booleans()):
             options["label_smoothing"] = draw(st.sampled_from([0.1, 0.5]))
+        if loss == "softmax_focal_loss":
+            options["gamma"] = draw(st.sampled_from([0.0, 0.5, 1.0, 2.0, 5.0]))
+            options["alpha"] = draw(st.sampled_from([None, 0.25]))
     return loss, arrays, options
 
 
@@ -291,7 +301,7 @@ def test_every_target_ignored(loss, reduction):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_empty_batch(loss, reduction):
     first, second = lossy_core.get(loss).arrays
-    if loss in ("cross_entropy", "nll_loss"):
+    if loss in ("cross_entropy", "nll_loss", "softmax_focal_loss"):
         arrays = {first: np.zeros((0, 3)), second: np.zeros((0,), dtype=np.int64)}
     else:
         arrays = {first: np.full((0, 3), 0.5), second: np.full((0, 3), 0.5)}

@@ -81,6 +81,15 @@ def _case(name, seed=0, batch=()):
         return {"inputs": 3 * normal(n, c), "targets": rng.uniform(0.0, 1.0, size=batch + (n, c)),
                 "weight": rng.uniform(0.5, 2.0, size=(c,)),
                 "pos_weight": rng.uniform(0.5, 2.0, size=(c,))}, {"gamma": 1.5, "alpha": 0.3, "reduction": "mean"}
+    if name == "binary_focal_loss":
+        return {"input": rng.uniform(0.05, 0.95, size=batch + (n, c)),
+                "target": rng.uniform(0.0, 1.0, size=batch + (n, c)),
+                "weight": rng.uniform(0.5, 2.0, size=(c,))}, {"gamma": 1.5, "alpha": 0.3}
+    if name == "softmax_focal_loss":
+        target = rng.integers(0, c, size=batch + (n,))
+        target[..., 1] = -100
+        return {"input": 2 * normal(n, c), "target": target,
+                "weight": rng.uniform(0.5, 2.0, size=(c,))}, {"gamma": 1.5, "alpha": 0.5}
     raise AssertionError(f"no representative case for {name}; add one")
 
 
@@ -186,7 +195,8 @@ def test_cross_entropy_probability_targets_and_negative_smoothing_match_torch():
 TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_loss": "delta",
           "sigmoid_focal_loss": "gamma"}
 # Every traced option; TRACED picks the one the tests below vary.
-TRACED_OPTIONS = {**{k: (v,) for k, v in TRACED.items()}, "sigmoid_focal_loss": ("alpha", "gamma", "normalizer")}
+TRACED_OPTIONS = {**{k: (v,) for k, v in TRACED.items()}, "sigmoid_focal_loss": ("alpha", "gamma", "normalizer"),
+                  "binary_focal_loss": ("alpha", "gamma"), "softmax_focal_loss": ("alpha", "gamma")}
 
 
 def test_traced_options_are_the_documented_ones():
@@ -371,7 +381,7 @@ _X64_OFF_SCRIPT = textwrap.dedent("""
     data = json.loads(sys.stdin.read())
     out = {}
     for name, (positional, keywords, kwargs) in data.items():
-        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss") and i == 1
+        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss", "softmax_focal_loss") and i == 1
                                        else np.float32)) for i, a in enumerate(positional)]
         kw = {k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in keywords.items()}
         value = getattr(lossy_jax, name)(*pos, **kw, **kwargs)
@@ -398,7 +408,7 @@ def test_x64_off_float32_results_and_int32_class_labels():
         got = results[name]
         assert got["dtype"] == "float32", name
         assert got["grad_dtype"] == "float32", name
-        if name in ("cross_entropy", "nll_loss"):
+        if name in ("cross_entropy", "nll_loss", "softmax_focal_loss"):
             assert got["target_dtype"] == "int32"  # jax's default integer without x64, accepted
         expected = _torch_value(name, arrays, kwargs, dtype=np.float32)
         _close(got["value"], expected.numpy(), rtol=1e-5, atol=1e-6)
