@@ -471,3 +471,26 @@ def test_softmax_focal_bad_arguments():
     with pytest.raises(RuntimeError, match="weight tensor should be defined"):
         LF.softmax_focal_loss(x, t, weight=torch.ones(5, dtype=torch.float64))
     assert torch.isnan(LF.softmax_focal_loss(x[:0], t[:0]))  # 'mean' over no targets: 0/0, as cross_entropy
+
+
+# --------------------------------------------------------------------------- the example
+
+def test_imbalanced_circles_example_runs():
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "examples" / "imbalanced_circles.py"
+    spec = importlib.util.spec_from_file_location("imbalanced_circles", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    x, y = example.circles(20, 600)
+    assert x.shape == (620, 2) and y.sum() == 20
+    results = example.main(steps=40, n_pos=40, n_neg=1200, verbose=False)
+    assert set(results) == {(f, loss) for f in ("torch", "jax") for loss in ("bce", "focal")}
+    for framework_results in results.values():
+        assert all(0.0 <= v <= 1.0 for v in framework_results)
+    # the same lossy loss, initialisation and optimizer in both frameworks: the same classifier
+    for loss in ("bce", "focal"):
+        np.testing.assert_allclose(results["torch", loss], results["jax", loss], atol=0.05)
