@@ -387,6 +387,11 @@ def _sigmoid_focal_loss(b: _Builder):
         b.add(f"weight (3,) + pos_weight (3,) {red}", "float64", {"reduction": red, "gamma": 1.5},
               inputs=x, targets=hard, weight=wc, pos_weight=pw)
     b.add("pos_weight soft none", "float32", {"reduction": "none"}, inputs=x, targets=soft, pos_weight=pw)
+    for gamma in (0.0, 0.5, 1.5, 2.0):  # YOLOv5's QFocalLoss factor |y - sigmoid(x)|^gamma
+        b.add(f"quality gamma={gamma} soft none", "float64",
+              {"reduction": "none", "gamma": gamma, "modulation": "quality"}, inputs=x, targets=soft)
+    b.add("quality pos_weight hard mean", "float32", {"reduction": "mean", "modulation": "quality"},
+          inputs=x, targets=hard, pos_weight=pw)
     b.add("normalizer sum", "float64", {"reduction": "sum", "normalizer": 4.0}, inputs=x, targets=hard)
     b.add("normalizer none", "float64", {"reduction": "none", "normalizer": 2.5}, inputs=x, targets=soft)
     x4, y4 = b.normal(2, 3, 2, 2, scale=2.0), (b.uniform(2, 3, 2, 2) > 0.5).astype(np.float64)

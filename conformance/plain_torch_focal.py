@@ -20,11 +20,14 @@ from .plain_torch import reference
 
 @reference("sigmoid_focal_loss")
 def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none", *, weight=None, pos_weight=None,
-                       normalizer=None):
+                       normalizer=None, modulation="focal"):
     p = torch.sigmoid(inputs)
     ce = F.binary_cross_entropy_with_logits(inputs, targets, weight=weight, pos_weight=pos_weight, reduction="none")
     p_t = p * targets + (1 - p) * (1 - targets)
-    loss = ce * ((1 - p_t) ** gamma)
+    if modulation == "quality":  # YOLOv5's QFocalLoss (ultralytics/yolov5 utils/loss.py): |true - p| ** gamma
+        loss = ce * torch.abs(targets - p) ** gamma
+    else:
+        loss = ce * ((1 - p_t) ** gamma)
     if alpha is not None and alpha >= 0:
         loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
     if reduction == "mean":

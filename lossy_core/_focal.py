@@ -144,6 +144,85 @@ def _modulator(xp, logits, labels, gamma):
     return xp.exp(gamma * _log_one_minus_p_t(xp, logits, labels))
 
 
+def _log_abs_gap(xp, logits, labels):
+    """``(log|y - sigmoid(x)|, sign(y - sigmoid(x)))`` in log space.
+
+    ``y - sigmoid(x) = y sigmoid(-x) - (1 - y) sigmoid(x)``; with ``a``, ``b`` the logs of
+    the two terms, ``log|a - b| = max(a, b) + log1mexp(-|a - b|)``. Hard labels give
+    ``log(1 - p_t)`` exactly (the focal modulating factor's base).
+    """
+    log_p, log_not_p = log_sigmoid(xp, logits), log_sigmoid(xp, -logits)
+    one, zero = labels == 1, labels == 0
+    soft = xp.where(one | zero, xp.full_like(labels, 0.5), labels)
+    a, b = xp.log(soft) + log_not_p, xp.log1p(-soft) + log_p
+    mixed = xp.maximum(a, b) + _log1mexp(xp, -xp.abs(a - b))
+    sign = xp.where(a > b, xp.ones_like(a), xp.where(a < b, -xp.ones_like(a), xp.zeros_like(a)))
+    log_gap = xp.where(one, log_not_p, xp.where(zero, log_p, mixed))
+    sign = xp.where(one, xp.ones_like(a), xp.where(zero, -xp.ones_like(a), sign))
+    return log_gap, sign
+
+
+def _power_of_exp(xp, log_base, gamma):
+    """``exp(gamma l)`` with ``0^0 = 1`` where ``l = -inf``."""
+    with quiet_floating_point(xp):
+        return xp.where(log_base == -math.inf,
+                        xp.where(gamma == 0, xp.ones_like(log_base), xp.zeros_like(log_base)),
+                        xp.exp(gamma * log_base))
+
+
+def _finite_growth(xp, log_base, gamma, shift):
+    """``exp((gamma - 1) l + shift)``, clipped below the dtype's largest value; at ``l = -inf``
+    (base 0) it is 0, 1 or the clip for gamma >, =, < 1 (``l`` stood in by -1000 log(largest))."""
+    largest = float(xp.finfo(log_base.dtype).max)
+    finite = xp.where(log_base == -math.inf, xp.full_like(log_base, -1000 * math.log(largest)), log_base)
+    with quiet_floating_point(xp):
+        return xp.exp(xp.clip((gamma - 1) * finite + shift, max=math.log(largest) - 1))
+
+
+def _quality_modulator_partials(xp, logits, labels, gamma):
+    """``m = |y - sigmoid(x)|^gamma`` (YOLOv5's QFocalLoss) and its partials in ``x``, ``y``, ``gamma``::
+
+        dm/dx = -gamma sign(u) exp((gamma - 1) l + log sigmoid(x) + log sigmoid(-x)),  u = y - sigmoid(x)
+        dm/dy = gamma sign(u) exp((gamma - 1) l),  dm/dgamma = l m,  l = log|u|
+
+    0 at ``u = 0`` (torch's ``abs`` gradient there is 0).
+    """
+    log_gap, sign = _log_abs_gap(xp, logits, labels)
+    modulator = _power_of_exp(xp, log_gap, gamma)
+    curvature = log_sigmoid(xp, logits) + log_sigmoid(xp, -logits)
+    d_logits = -gamma * sign * _finite_growth(xp, log_gap, gamma, curvature)
+    d_labels = gamma * sign * _finite_growth(xp, log_gap, gamma, 0.0)
+    d_gamma = xp.where(log_gap == -math.inf, xp.zeros_like(log_gap), log_gap * modulator)
+    return modulator, d_logits, d_labels, d_gamma
+
+
+def _quality_modulator_backward(xp, arrays, upstream, needs):
+    logits, labels, gamma = arrays
+    _, d_logits, d_labels, d_gamma = _quality_modulator_partials(xp, logits, labels, gamma)
+    return (
+        upstream * d_logits if needs[0] else None,
+        upstream * d_labels if needs[1] else None,
+        xp.reshape(xp.sum(upstream * d_gamma), shape_of(gamma)) if needs[2] else None,
+    )
+
+
+@custom_gradient(_quality_modulator_backward)
+def _quality_modulator(xp, logits, labels, gamma):
+    """``|y - sigmoid(x)|^gamma`` in log space (gradient: ``_quality_modulator_partials``)."""
+    return _power_of_exp(xp, _log_abs_gap(xp, logits, labels)[0], gamma)
+
+
+_MODULATORS = {"focal": (_modulator, _modulator_partials), "quality": (_quality_modulator, _quality_modulator_partials)}
+
+
+def _check_modulation(modulation):
+    if modulation not in _MODULATORS:
+        raise ValueError(
+            f"sigmoid_focal_loss: expected modulation 'focal' ((1 - p_t)^gamma) or 'quality' "
+            f"(|y - sigmoid(x)|^gamma), got {modulation!r}"
+        )
+
+
 def _as_scalar(xp, value, like):
     """A Python number or 0-d array as a 0-d array of ``like``'s dtype and device."""
     if is_number(value):
@@ -194,7 +273,7 @@ def _prepare(xp, inputs, targets, weight, pos_weight, loss):
 
 
 def sigmoid_focal_loss(inputs, targets, /, *, weight=None, pos_weight=None, alpha=0.25, gamma=2.0,
-                       reduction="none", normalizer=None):
+                       reduction="none", normalizer=None, modulation="focal"):
     """Sigmoid focal loss on logits (RetinaNet; torchvision's ``sigmoid_focal_loss``)::
 
         loss_i = w_i alpha_t (1 - p_t)^gamma BCE(x_i, y_i)
@@ -209,6 +288,8 @@ def sigmoid_focal_loss(inputs, targets, /, *, weight=None, pos_weight=None, alph
     is ``'none'`` (torchvision's default), ``'mean'`` (over every element; NaN
     when empty) or ``'sum'``; ``normalizer`` divides the result (e.g.
     ``reduction='sum', normalizer=number_of_positives`` as in RetinaNet).
+    ``modulation='quality'`` replaces ``(1 - p_t)^gamma`` by ``|y - p|^gamma``
+    (YOLOv5's QFocalLoss; the same for hard targets).
 
     ``gamma = 0, alpha = None`` is ``binary_cross_entropy_with_logits``.
     ``(1 - p_t)^gamma`` is ``exp(gamma log(1 - p_t))`` in log space: the value
@@ -224,11 +305,12 @@ def sigmoid_focal_loss(inputs, targets, /, *, weight=None, pos_weight=None, alph
     """
     xp = namespace(inputs, targets, weight, pos_weight)
     check_focal_reduction(reduction)
+    _check_modulation(modulation)
     bad_alpha, bad_gamma = _check_alpha(alpha), _check_gamma(gamma)
     dtype, logits, labels, positive_scale, scale = _prepare(xp, inputs, targets, weight, pos_weight,
                                                             "sigmoid_focal_loss")
     terms = bce_with_logits_terms(xp, logits, labels, positive_scale)
-    terms = terms * _modulator(xp, logits, labels, _as_scalar(xp, gamma, logits))
+    terms = terms * _MODULATORS[modulation][0](xp, logits, labels, _as_scalar(xp, gamma, logits))
     alpha_t, _ = _alpha_factor(xp, alpha, labels)
     if alpha_t is not None:
         terms = alpha_t * terms
@@ -259,7 +341,8 @@ def _sigmoid_focal_vjp(xp, arrays, options, upstream):
         factor = factor * scale
     ce = bce_with_logits_terms(xp, logits, labels, positive_scale)
     d_ce_x, d_ce_y = bce_with_logits_derivatives(xp, logits, labels, positive_scale)
-    m, d_m_x, d_m_y, _ = _modulator_partials(xp, logits, labels, _as_scalar(xp, options["gamma"], logits))
+    partials = _MODULATORS[options["modulation"]][1]
+    m, d_m_x, d_m_y, _ = partials(xp, logits, labels, _as_scalar(xp, options["gamma"], logits))
     d_input = d_ce_x * m + ce * d_m_x
     d_target = d_ce_y * m + ce * d_m_y
     alpha_t, d_alpha_t = _alpha_factor(xp, options["alpha"], labels)
@@ -273,18 +356,20 @@ def _sigmoid_focal_vjp(xp, arrays, options, upstream):
 register(LossSpec(
     name="sigmoid_focal_loss", function=sigmoid_focal_loss, vjp=_sigmoid_focal_vjp, family="focal",
     arrays=("inputs", "targets"), optional_arrays=("weight", "pos_weight"),
-    options=(_ALPHA, _GAMMA, Option("reduction", "none"), _NORMALIZER), differentiable=("inputs", "targets"),
+    options=(_ALPHA, _GAMMA, Option("reduction", "none"), _NORMALIZER, Option("modulation", "focal")),
+    differentiable=("inputs", "targets"),
     summary="torchvision's focal loss on logits, log-space modulator (`weight`, `pos_weight`, `normalizer`)",
     reference="torchvision.ops.sigmoid_focal_loss",
     torch=TorchBinding(
         function="sigmoid_focal_loss",
         signature=(("inputs", REQUIRED), ("targets", REQUIRED), ("alpha", 0.25), ("gamma", 2),
-                   ("reduction", "none"), ("weight", None), ("pos_weight", None), ("normalizer", None)),
-        keyword_only=("weight", "pos_weight", "normalizer"),
+                   ("reduction", "none"), ("weight", None), ("pos_weight", None), ("normalizer", None),
+                   ("modulation", "focal")),
+        keyword_only=("weight", "pos_weight", "normalizer", "modulation"),
         module="SigmoidFocalLoss",
         module_signature=(("alpha", 0.25), ("gamma", 2.0), ("reduction", "none"), ("weight", None),
-                          ("pos_weight", None), ("normalizer", None)),
-        module_keyword_only=("weight", "pos_weight", "normalizer"),
+                          ("pos_weight", None), ("normalizer", None), ("modulation", "focal")),
+        module_keyword_only=("weight", "pos_weight", "normalizer", "modulation"),
         buffers=("weight", "pos_weight"),
     ),
 ))
@@ -411,25 +496,14 @@ def _log1mexp(xp, log_p):
     return xp.where(log_p < -math.log(2), small, large)
 
 
-def _softmax_modulator_value(xp, log_q, gamma):
-    """``exp(gamma log(1 - p))``, with ``0^0 = 1`` at ``p = 1``."""
-    with quiet_floating_point(xp):
-        return xp.where(log_q == -math.inf, xp.where(gamma == 0, xp.ones_like(log_q), xp.zeros_like(log_q)),
-                        xp.exp(gamma * log_q))
-
-
 def _softmax_modulator_partials(xp, log_p, gamma):
     """``m = (1 - p)^gamma`` from ``l = log p``, and ``dm/dl = -gamma exp(l + (gamma - 1) log(1 - p))``,
     ``dm/dgamma = log(1 - p) m``. ``p = 1`` gives ``m = 0^gamma`` (1 at gamma 0); ``dm/dl`` is clipped
     below the dtype's largest value (infinite at ``p = 1``, ``gamma < 1``; ``log p`` is 0 there)."""
     log_q = _log1mexp(xp, log_p)
-    modulator = _softmax_modulator_value(xp, log_q, gamma)
+    modulator = _power_of_exp(xp, log_q, gamma)
+    d_log_p = -gamma * _finite_growth(xp, log_q, gamma, log_p)
     with quiet_floating_point(xp):
-        largest = xp.finfo(log_q.dtype).max
-        # at p = 1, (1 - p)^(gamma - 1) is 0, 1 or infinite for gamma >, =, < 1: a log(1 - p) of
-        # -1000 log(largest) gives each (exp underflows to 0 or is clipped) without overflowing the product
-        finite_log_q = xp.where(log_q == -math.inf, xp.full_like(log_q, -1000 * math.log(float(largest))), log_q)
-        d_log_p = -gamma * xp.exp(xp.clip(log_p + (gamma - 1) * finite_log_q, max=math.log(float(largest)) - 1))
         d_gamma = xp.where(log_q == -math.inf, xp.zeros_like(log_q), log_q * modulator)
     return modulator, d_log_p, d_gamma
 
@@ -444,7 +518,7 @@ def _softmax_modulator_backward(xp, arrays, upstream, needs):
 @custom_gradient(_softmax_modulator_backward)
 def _softmax_modulator(xp, log_p, gamma):
     """``(1 - p)^gamma`` from log-probabilities, in log space (gradient: ``_softmax_modulator_partials``)."""
-    return _softmax_modulator_value(xp, _log1mexp(xp, log_p), gamma)
+    return _power_of_exp(xp, _log1mexp(xp, log_p), gamma)
 
 
 def _check_class_alpha(xp, alpha, num_classes):

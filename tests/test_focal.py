@@ -50,7 +50,7 @@ def test_signature_is_torchvisions():
         ("reduction", "none")]
     assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params[:5])
     assert [(p.name, p.kind) for p in params[5:]] == [
-        (n, inspect.Parameter.KEYWORD_ONLY) for n in ("weight", "pos_weight", "normalizer")]
+        (n, inspect.Parameter.KEYWORD_ONLY) for n in ("weight", "pos_weight", "normalizer", "modulation")]
     core = inspect.signature(lossy_core.sigmoid_focal_loss).parameters
     assert all(core[n].kind is inspect.Parameter.KEYWORD_ONLY for n in ("alpha", "gamma", "reduction"))
 
@@ -271,6 +271,44 @@ def test_yolov5_focal_loss(bce, reduction):
 def test_yolov5_focal_loss_needs_a_bce_with_logits():
     with pytest.raises(TypeError, match="BCEWithLogitsLoss"):
         lossy_torch.FocalLoss(torch.nn.MSELoss())
+    with pytest.raises(TypeError, match="BCEWithLogitsLoss"):
+        lossy_torch.QFocalLoss(torch.nn.BCELoss())
+
+
+def _yolov5_qfocal(loss_fcn, gamma, alpha, reduction, pred, true):
+    """YOLOv5's QFocalLoss.forward (ultralytics/yolov5 utils/loss.py), transcribed: the wrapped BCE with
+    reduction 'none', times alpha_t |true - sigmoid(pred)| ** gamma, then the BCE's original reduction."""
+    loss = F.binary_cross_entropy_with_logits(pred, true, weight=loss_fcn.weight, pos_weight=loss_fcn.pos_weight,
+                                              reduction="none")
+    loss = loss * (true * alpha + (1 - true) * (1 - alpha)) * torch.abs(true - torch.sigmoid(pred)) ** gamma
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+@pytest.mark.parametrize("bce", [torch.nn.BCEWithLogitsLoss, lossy_torch.BCEWithLogitsLoss])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_yolov5_qfocal_loss(bce, reduction):
+    g = torch.Generator().manual_seed(11)
+    pred = torch.randn(8, 5, generator=g, dtype=torch.float64) * 2
+    true = torch.rand(8, 5, generator=g, dtype=torch.float64)  # soft (IoU-like) targets
+    loss_fcn = bce(pos_weight=torch.tensor([1.5], dtype=torch.float64), reduction=reduction)
+    criterion = lossy_torch.QFocalLoss(loss_fcn, gamma=1.5, alpha=0.3)
+    assert loss_fcn.reduction == "none" and criterion.reduction == reduction
+    ours = _value_and_grads(criterion, pred, true)
+    theirs = _value_and_grads(lambda a, b: _yolov5_qfocal(loss_fcn, 1.5, 0.3, reduction, a, b), pred, true)
+    for a, b in zip(ours, theirs):
+        _close(a, b, rtol=1e-10, atol=1e-12)
+    # for hard targets the quality factor is the focal one
+    hard = (true > 0.5).double()
+    _close(lossy_torch.QFocalLoss(bce(), 2.0)(pred, hard), lossy_torch.FocalLoss(bce(), 2.0)(pred, hard))
+
+
+@pytest.mark.parametrize("gamma", GAMMAS)
+def test_quality_modulation_finite_at_saturated_logits(gamma):
+    x, y = _t(SATURATED_X), _t(SATURATED_Y)
+    value, gx, gy = _value_and_grads(LF.sigmoid_focal_loss, x, y, gamma=gamma, reduction="sum", modulation="quality")
+    assert torch.isfinite(value) and torch.isfinite(gx).all() and torch.isfinite(gy).all()
+    with pytest.raises(ValueError, match="modulation"):
+        LF.sigmoid_focal_loss(x, y, modulation="qfl")
 
 
 # --------------------------------------------------------------------------- class-balanced (Cui et al.)

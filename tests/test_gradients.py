@@ -89,6 +89,7 @@ def problems(draw, loss):
             arrays["pos_weight"] = rng.uniform(0.1, 3.0, shape[-1:])
         if draw(st.booleans()):
             options["normalizer"] = float(draw(st.sampled_from([1.0, 3.0])))
+        options["modulation"] = draw(st.sampled_from(["focal", "quality"]))
     elif loss == "binary_focal_loss":
         arrays["input"] = rng.uniform(0.01, 0.99, shape)
         arrays["target"] = rng.uniform(0, 1, shape)

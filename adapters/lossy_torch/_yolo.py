@@ -46,3 +46,20 @@ class FocalLoss(torch.nn.Module):
             reduction=self.reduction if self.reduction in ("mean", "sum") else "none",
             weight=self.loss_fcn.weight, pos_weight=self.loss_fcn.pos_weight,
         )
+
+
+class QFocalLoss(FocalLoss):
+    """Drop-in for YOLOv5's ``QFocalLoss(loss_fcn, gamma=1.5, alpha=0.25)``::
+
+        loss = alpha_t |true - sigmoid(pred)|^gamma BCEWithLogits(pred, true; weight, pos_weight)
+
+    ``FocalLoss`` with the quality modulating factor (equal to it for hard targets),
+    computed by ``lossy_core.sigmoid_focal_loss(..., modulation='quality')`` in log space.
+    """
+
+    def forward(self, pred, true):
+        return functional.sigmoid_focal_loss(
+            pred, true, alpha=self.alpha, gamma=self.gamma,
+            reduction=self.reduction if self.reduction in ("mean", "sum") else "none",
+            weight=self.loss_fcn.weight, pos_weight=self.loss_fcn.pos_weight, modulation="quality",
+        )
