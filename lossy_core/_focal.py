@@ -86,6 +86,20 @@ _NORMALIZER = Option("normalizer", None, traced=True)
 
 # -- the modulating factor, in log space ----------------------------------------------
 
+def _elementwise_backward(partials):
+    """The ``custom_gradient`` backward of a factor ``m(a, b, gamma)`` whose ``partials`` give
+    ``(m, dm/da, dm/db, dm/dgamma)`` elementwise (``gamma`` a 0-d array)."""
+    def backward(xp, arrays, upstream, needs):
+        first, second, gamma = arrays
+        _, d_first, d_second, d_gamma = partials(xp, first, second, gamma)
+        return (
+            upstream * d_first if needs[0] else None,
+            upstream * d_second if needs[1] else None,
+            xp.reshape(xp.sum(upstream * d_gamma), shape_of(gamma)) if needs[2] else None,
+        )
+    return backward
+
+
 def _log_one_minus_p_t(xp, logits, labels):
     """``log(1 - p_t)`` with ``1 - p_t = y sigmoid(-x) + (1 - y) sigmoid(x)``.
 
@@ -124,14 +138,7 @@ def _modulator_partials(xp, logits, labels, gamma):
     return modulator, d_logits, d_labels, log_q * modulator
 
 
-def _modulator_backward(xp, arrays, upstream, needs):
-    logits, labels, gamma = arrays
-    _, d_logits, d_labels, d_gamma = _modulator_partials(xp, logits, labels, gamma)
-    return (
-        upstream * d_logits if needs[0] else None,
-        upstream * d_labels if needs[1] else None,
-        xp.reshape(xp.sum(upstream * d_gamma), shape_of(gamma)) if needs[2] else None,
-    )
+_modulator_backward = _elementwise_backward(_modulator_partials)
 
 
 @custom_gradient(_modulator_backward)
@@ -196,14 +203,7 @@ def _quality_modulator_partials(xp, logits, labels, gamma):
     return modulator, d_logits, d_labels, d_gamma
 
 
-def _quality_modulator_backward(xp, arrays, upstream, needs):
-    logits, labels, gamma = arrays
-    _, d_logits, d_labels, d_gamma = _quality_modulator_partials(xp, logits, labels, gamma)
-    return (
-        upstream * d_logits if needs[0] else None,
-        upstream * d_labels if needs[1] else None,
-        xp.reshape(xp.sum(upstream * d_gamma), shape_of(gamma)) if needs[2] else None,
-    )
+_quality_modulator_backward = _elementwise_backward(_quality_modulator_partials)
 
 
 @custom_gradient(_quality_modulator_backward)
@@ -394,14 +394,7 @@ def _probability_modulator_partials(xp, probability, labels, gamma):
         xp.clip((1 - 2 * probability) * growth, min=-largest, max=largest), d_gamma
 
 
-def _probability_modulator_backward(xp, arrays, upstream, needs):
-    probability, labels, gamma = arrays
-    _, d_p, d_y, d_gamma = _probability_modulator_partials(xp, probability, labels, gamma)
-    return (
-        upstream * d_p if needs[0] else None,
-        upstream * d_y if needs[1] else None,
-        xp.reshape(xp.sum(upstream * d_gamma), shape_of(gamma)) if needs[2] else None,
-    )
+_probability_modulator_backward = _elementwise_backward(_probability_modulator_partials)
 
 
 @custom_gradient(_probability_modulator_backward)
