@@ -325,6 +325,15 @@ def sigmoid_focal_loss(inputs, targets, /, *, weight=None, pos_weight=None, alph
     return value if value.dtype == dtype else xp.astype(value, dtype)
 
 
+def _product_rule(ce, d_ce, m, d_m, alpha_t, d_alpha_t):
+    """The partials of ``alpha_t ce m`` in (prediction, label), from those of each factor."""
+    d_input = d_ce[0] * m + ce * d_m[0]
+    d_target = d_ce[1] * m + ce * d_m[1]
+    if alpha_t is None:
+        return d_input, d_target
+    return alpha_t * d_input, alpha_t * d_target + d_alpha_t * ce * m
+
+
 def _sigmoid_focal_vjp(xp, arrays, options, upstream):
     """``d/dx = s alpha_t (dce/dx m + ce dm/dx)``,
     ``d/dy = s ((2 alpha - 1) ce m + alpha_t (dce/dy m + ce dm/dy))``, ``s = w upstream' / normalizer``
@@ -343,12 +352,8 @@ def _sigmoid_focal_vjp(xp, arrays, options, upstream):
     d_ce_x, d_ce_y = bce_with_logits_derivatives(xp, logits, labels, positive_scale)
     partials = _MODULATORS[options["modulation"]][1]
     m, d_m_x, d_m_y, _ = partials(xp, logits, labels, _as_scalar(xp, options["gamma"], logits))
-    d_input = d_ce_x * m + ce * d_m_x
-    d_target = d_ce_y * m + ce * d_m_y
-    alpha_t, d_alpha_t = _alpha_factor(xp, options["alpha"], labels)
-    if alpha_t is not None:
-        d_input = alpha_t * d_input
-        d_target = alpha_t * d_target + d_alpha_t * ce * m
+    d_input, d_target = _product_rule(ce, (d_ce_x, d_ce_y), m, (d_m_x, d_m_y),
+                                      *_alpha_factor(xp, options["alpha"], labels))
     return {"inputs": gradient_like(xp, factor * d_input, inputs),
             "targets": gradient_like(xp, factor * d_target, targets)}
 
@@ -452,13 +457,9 @@ def _binary_focal_vjp(xp, arrays, options, upstream):
     bce = _clamped_bce_terms(xp, probability, labels)
     m, d_m_p, d_m_y, _ = _probability_modulator_partials(xp, probability, labels,
                                                          _as_scalar(xp, options["gamma"], probability))
-    alpha_t, d_alpha_t = _alpha_factor(xp, options["alpha"], labels)
     with quiet_floating_point(xp):  # the target gradient of BCE is infinite at p in {0, 1}, as torch's
-        d_bce_p, d_bce_y = _bce_backward(xp, (probability, labels), xp.ones_like(probability), (True, True))
-        d_input, d_target = d_bce_p * m + bce * d_m_p, d_bce_y * m + bce * d_m_y
-        if alpha_t is not None:
-            d_input = alpha_t * d_input
-            d_target = alpha_t * d_target + d_alpha_t * bce * m
+        d_bce = _bce_backward(xp, (probability, labels), xp.ones_like(probability), (True, True))
+        d_input, d_target = _product_rule(bce, d_bce, m, (d_m_p, d_m_y), *_alpha_factor(xp, options["alpha"], labels))
     return {"input": gradient_like(xp, factor * d_input, input),
             "target": gradient_like(xp, factor * d_target, target)}
 
