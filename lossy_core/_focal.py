@@ -16,7 +16,13 @@ value and the input gradient are finite for logits of any magnitude and every
 ``gamma >= 0`` (torchvision's ``(1 - p) ** gamma`` has a NaN gradient at
 ``gamma < 1`` once ``sigmoid`` saturates).
 
-``class_balanced_weights`` gives Cui et al.'s per-class weights (CVPR 2019).
+Its neighbours here: ``binary_focal_loss`` (the same on probabilities, with
+``binary_cross_entropy``'s -100 log clamp), ``softmax_focal_loss`` (multi-class:
+``cross_entropy`` with each class's log-probability times ``alpha_c (1 - p_c)^gamma``),
+``modulation='quality'`` of ``sigmoid_focal_loss`` (YOLOv5's QFocalLoss factor
+``|y - p|^gamma``; ``lossy_torch.FocalLoss``/``QFocalLoss`` wrap a
+``BCEWithLogitsLoss`` around it) and ``class_balanced_weights``, Cui et al.'s
+per-class weights (CVPR 2019) for any of their ``weight`` arguments.
 """
 
 from __future__ import annotations
