@@ -26,6 +26,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "REGISTRY", "REQUIRED", "LossSpec", "Option", "TorchBinding", "get", "losses", "legacy_reduction",
-    "missing_gradients", "value_and_grad",
+    "missing_gradients", "value_and_grad", "class_balanced_weights",
     *(spec.name for spec in losses()),
 ]
