@@ -685,6 +685,100 @@ def _ctc_loss(b: _Builder):
           input_lengths=np.array([30, 24]), target_lengths=np.array([10, 7]))
 
 
+# ------------------------------------------------------------ focal ------
+
+def _sigmoid_focal_loss(b: _Builder):
+    x, hard = b.normal(4, 3, scale=2.5), (b.uniform(4, 3) > 0.6).astype(np.float64)
+    soft = b.uniform(4, 3)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"4x3 hard {red}", dtype, {"reduction": red}, inputs=x, targets=hard)
+    for dtype in ("float16", "bfloat16"):
+        b.add("4x3 hard sum", dtype, {"reduction": "sum"}, inputs=x, targets=hard)
+    for gamma in (0.0, 0.5, 1.0, 2.0, 5.0):
+        for alpha in (0.25, -1, None, 0.9):
+            b.add(f"gamma={gamma} alpha={alpha} soft none", "float64",
+                  {"reduction": "none", "gamma": gamma, "alpha": alpha}, inputs=x, targets=soft)
+        b.add(f"gamma={gamma} hard mean", "float32", {"reduction": "mean", "gamma": gamma}, inputs=x, targets=hard)
+    w, wc, pw = b.uniform(4, 3, low=0.1, high=2.0), b.uniform(3, low=0.1, high=2.0), b.uniform(3, low=0.2, high=3.0)
+    for red in ("none", "mean", "sum"):
+        b.add(f"weight {red}", "float64", {"reduction": red}, inputs=x, targets=soft, weight=w)
+        b.add(f"weight (3,) + pos_weight (3,) {red}", "float64", {"reduction": red, "gamma": 1.5},
+              inputs=x, targets=hard, weight=wc, pos_weight=pw)
+    b.add("pos_weight soft none", "float32", {"reduction": "none"}, inputs=x, targets=soft, pos_weight=pw)
+    for gamma in (0.0, 0.5, 1.5, 2.0):  # YOLOv5's QFocalLoss factor |y - sigmoid(x)|^gamma
+        b.add(f"quality gamma={gamma} soft none", "float64",
+              {"reduction": "none", "gamma": gamma, "modulation": "quality"}, inputs=x, targets=soft)
+    b.add("quality pos_weight hard mean", "float32", {"reduction": "mean", "modulation": "quality"},
+          inputs=x, targets=hard, pos_weight=pw)
+    b.add("normalizer sum", "float64", {"reduction": "sum", "normalizer": 4.0}, inputs=x, targets=hard)
+    b.add("normalizer none", "float64", {"reduction": "none", "normalizer": 2.5}, inputs=x, targets=soft)
+    x4, y4 = b.normal(2, 3, 2, 2, scale=2.0), (b.uniform(2, 3, 2, 2) > 0.5).astype(np.float64)
+    b.add("NCHW mean", "float64", {"reduction": "mean"}, inputs=x4, targets=y4)
+    # saturated logits: torchvision's gradient is finite for gamma >= 1 (and NaN below, see tests/test_focal.py)
+    xs = np.array([1e4, -1e4, 100.0, -100.0, 1e4, -1e4, 30.0, -30.0])
+    ys = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    for dtype in ("float64", "float32"):
+        for gamma in (1.0, 2.0, 5.0):
+            b.add(f"saturated gamma={gamma} none", dtype, {"reduction": "none", "gamma": gamma}, inputs=xs, targets=ys)
+    b.add("0-d", "float64", {"reduction": "mean"}, inputs=np.array(-0.4), targets=np.array(1.0))
+    for red in ("none", "mean", "sum"):
+        b.add(f"empty 0x3 {red}", "float64", {"reduction": red}, inputs=np.zeros((0, 3)), targets=np.zeros((0, 3)))
+
+
+def _binary_focal_loss(b: _Builder):
+    p, soft = _sigmoid(b.normal(4, 3, scale=2.0)), b.uniform(4, 3)
+    hard = (b.uniform(4, 3) > 0.6).astype(np.float64)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"4x3 hard {red}", dtype, {"reduction": red}, input=p, target=hard)
+    b.add("4x3 hard mean", "float16", {"reduction": "mean"}, input=p, target=hard)
+    for gamma in (0.0, 0.5, 1.0, 2.0, 5.0):
+        for alpha in (0.25, -1, None):
+            b.add(f"gamma={gamma} alpha={alpha} soft none", "float64",
+                  {"reduction": "none", "gamma": gamma, "alpha": alpha}, input=p, target=soft)
+    w = b.uniform(3, low=0.1, high=2.0)
+    for red in ("none", "mean", "sum"):
+        b.add(f"weight (3,) {red}", "float64", {"reduction": red, "gamma": 1.5}, input=p, target=soft, weight=w)
+    b.add("0-d", "float64", {"reduction": "mean"}, input=np.array(0.3), target=np.array(1.0))
+    for red in ("mean", "sum"):
+        b.add(f"empty 0x3 {red}", "float64", {"reduction": red}, input=np.zeros((0, 3)), target=np.zeros((0, 3)))
+
+
+def _softmax_focal_loss(b: _Builder):
+    C = 5
+    x, t = b.normal(6, C, scale=2.5), _index_targets(b, (6,), C)
+    t_ignored = t.copy()
+    t_ignored[1] = -100
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"(6,5) index {red}", dtype, {"reduction": red}, input=x, target=t_ignored)
+    b.add("(6,5) index mean", "float16", {"reduction": "mean"}, input=x, target=t)
+    for gamma in (0.0, 0.5, 1.0, 2.0, 5.0):
+        b.add(f"gamma={gamma} index none", "float64", {"reduction": "none", "gamma": gamma}, input=x, target=t)
+        b.add(f"gamma={gamma} alpha=0.25 index mean", "float64", {"reduction": "mean", "gamma": gamma, "alpha": 0.25},
+              input=x, target=t)
+    w = b.uniform(C, low=0.2, high=2.0)
+    for red in ("none", "mean", "sum"):
+        b.add(f"weight ignore_index=2 {red}", "float64", {"reduction": red, "ignore_index": 2}, input=x, target=t,
+              weight=w)
+    x3, t3 = b.normal(2, C, 3, scale=2.0), _index_targets(b, (2, 3), C)
+    b.add("(2,5,3) weight mean", "float64", {"reduction": "mean", "gamma": 1.5}, input=x3, target=t3, weight=w)
+    b.add("(5,) single none", "float64", {"reduction": "none"}, input=x[0], target=np.array(3))
+    q = _softmax(b.normal(6, C), 1)
+    for red in ("none", "mean", "sum"):
+        b.add(f"probabilities {red}", "float64", {"reduction": red, "gamma": 1.0}, input=x, target=q)
+    b.add("probabilities weight mean", "float64", {"reduction": "mean", "gamma": 2.0}, input=x, target=q, weight=w)
+    b.add("probabilities mean", "float32", {"reduction": "mean"}, input=x, target=q)
+    xs = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [30.0, -30.0, 0.0]])
+    for gamma in (1.0, 2.0, 5.0):  # the reference's gradient is finite at saturation for gamma >= 1
+        b.add(f"saturated gamma={gamma} none", "float64", {"reduction": "none", "gamma": gamma}, input=xs,
+              target=np.array([0, 0, 1]))
+    for red in ("mean", "sum"):
+        b.add(f"empty 0x5 {red}", "float64", {"reduction": red}, input=np.zeros((0, C)),
+              target=np.zeros((0,), dtype=np.int64))
+
+
 GENERATORS = {
     "l1_loss": _regression,
     "mse_loss": _regression,
@@ -708,6 +802,9 @@ GENERATORS = {
     "triplet_margin_loss": _triplet_margin_loss,
     "triplet_margin_with_distance_loss": _triplet_margin_with_distance_loss,
     "ctc_loss": _ctc_loss,
+    "sigmoid_focal_loss": _sigmoid_focal_loss,
+    "binary_focal_loss": _binary_focal_loss,
+    "softmax_focal_loss": _softmax_focal_loss,
 }
 
 

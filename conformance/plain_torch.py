@@ -23,3 +23,7 @@ def reference(name: str):
         return function
 
     return register
+
+
+# Family modules register their references on import (at the end: they import ``reference``).
+from . import plain_torch_focal  # noqa: E402,F401

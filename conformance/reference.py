@@ -96,19 +96,25 @@ def torch_version() -> str:
     return torch.__version__
 
 
+def reference_function(loss: str):
+    """The torch-signature reference of ``loss``: its plain-torch reference if it has one
+    (``conformance.plain_torch``), else ``torch.nn.functional.<spec.torch.function>``."""
+    import torch.nn.functional as F
+
+    from .plain_torch import REFERENCES
+
+    spec = lossy_core.get(loss)
+    if loss in REFERENCES:
+        return REFERENCES[loss]
+    if spec.torch is None or not hasattr(F, spec.torch.function):
+        raise NotImplementedError(f"{loss} has no torch.nn.functional counterpart and no plain-torch reference")
+    return getattr(F, spec.torch.function)
+
+
 def run_reference(case: Case) -> Result:
     """The reference on the case's inputs (value + gradients).
 
     ``torch.nn.functional.<spec.torch.function>`` where torch has the loss;
     otherwise the plain-torch reference registered in ``conformance.plain_torch``.
     """
-    import torch.nn.functional as F
-
-    from .plain_torch import REFERENCES
-
-    spec = lossy_core.get(case.loss)
-    if case.loss in REFERENCES:
-        return run_torch_function(REFERENCES[case.loss], case)
-    if spec.torch is None or not hasattr(F, spec.torch.function):
-        raise NotImplementedError(f"{case.loss} has no torch.nn.functional counterpart and no plain-torch reference")
-    return run_torch_function(getattr(F, spec.torch.function), case)
+    return run_torch_function(reference_function(case.loss), case)

@@ -23,6 +23,7 @@ from ._multilabel import multi_margin_loss, multilabel_margin_loss, multilabel_s
 from ._embedding import pairwise_distance, triplet_margin_loss, triplet_margin_with_distance_loss
 from ._sequence import ctc_loss
 from ._adaptive import adaptive_log_prob, adaptive_log_softmax_with_loss, adaptive_predict
+from ._focal import binary_focal_loss, class_balanced_weights, sigmoid_focal_loss, softmax_focal_loss
 from ._reductions import legacy_reduction
 from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses, missing_gradients
 from ._gradients import value_and_grad
@@ -33,5 +34,6 @@ __all__ = [
     "REGISTRY", "REQUIRED", "LossSpec", "Option", "TorchBinding", "get", "losses", "legacy_reduction",
     "missing_gradients", "pairwise_distance", "value_and_grad",
     "adaptive_log_softmax_with_loss", "adaptive_log_prob", "adaptive_predict",
+    "class_balanced_weights",
     *(spec.name for spec in losses()),
 ]

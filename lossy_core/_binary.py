@@ -53,13 +53,65 @@ def _clamped_bce_terms(xp, probability, target):
     return -(target * log_p + (1 - target) * log_not_p)
 
 
-def _require_same_shape_bce(input, target):
+def bce_with_logits_terms(xp, logits, labels, positive_scale=None):
+    """``(1 - y) x - (1 + (pw - 1) y) log sigmoid(x)``: the unweighted per-element loss (log space)."""
+    log_sigmoid_logits = log_sigmoid(xp, logits)
+    if positive_scale is not None:
+        log_sigmoid_logits = log_sigmoid_logits * ((positive_scale - 1) * labels + 1)
+    return (1 - labels) * logits - log_sigmoid_logits
+
+
+def bce_with_logits_derivatives(xp, logits, labels, positive_scale=None):
+    """The partial derivatives of ``bce_with_logits_terms`` in ``x`` and ``y``.
+
+    With ``c = 1 + (pw - 1) y``: d/dx = (1 - y) - c sigmoid(-x),  d/dy = (1 - pw) log sigmoid(x) - x.
+    ``sigmoid(-x)`` is ``exp(log_sigmoid(-x))``: finite for logits of any magnitude.
+    """
+    sigmoid_negative = xp.exp(log_sigmoid(xp, -logits))
+    if positive_scale is None:
+        return (1 - labels) - sigmoid_negative, -logits
+    d_input = (1 - labels) - ((positive_scale - 1) * labels + 1) * sigmoid_negative
+    return d_input, (1 - positive_scale) * log_sigmoid(xp, logits) - logits
+
+
+def _require_same_shape_bce(input, target, loss="binary_cross_entropy"):
     if shape_of(target) != shape_of(input):
         raise ValueError(
             f"Using a target size ({fmt_shape(shape_of(target))}) that is different to the input size "
             f"({fmt_shape(shape_of(input))}) is deprecated. Please ensure they have the same size. "
-            "binary_cross_entropy expects 'target' of the shape of 'input'"
+            f"{loss} expects 'target' of the shape of 'input'"
         )
+
+
+def check_probability_arguments(xp, input, target, weight, *, loss):
+    """binary_cross_entropy's checks (shape, dtype, [0, 1] range, weight), raised before compute.
+
+    Returns the traced "outside [0, 1]" masks of ``input`` and ``target`` (None when checked).
+    """
+    _require_same_shape_bce(input, target, loss)
+    # torch checks the dtypes match first: int input + float target is a RuntimeError.
+    require_same_dtype(target, input, argument="target", reference_argument="input", loss=loss)
+    if not is_floating(xp, input):
+        raise NotImplementedError(
+            f"\"{loss}\" not implemented for '{dtype_name(input.dtype)}': expected a floating "
+            f"point 'input', got {input.dtype}"
+        )
+    if weight is not None:
+        require_broadcastable_to(weight, shape_of(input), argument="weight", target_argument="input",
+                                 loss=loss)
+
+    def outside(name):
+        def raise_error(_):
+            raise RuntimeError(
+                f"all elements of {name} should be between 0 and 1: {loss} expects "
+                f"probabilities in [0, 1] in '{name}'"
+            )
+        return raise_error
+
+    # Written as "not inside" so that NaN counts as outside, as in torch.
+    bad_input = data_check(xp, ~((input >= 0) & (input <= 1)), raise_error=outside("input"))
+    bad_target = data_check(xp, ~((target >= 0) & (target <= 1)), raise_error=outside("target"))
+    return bad_input, bad_target
 
 
 def binary_cross_entropy(input, target, /, *, weight=None, reduction="mean"):
@@ -76,29 +128,7 @@ def binary_cross_entropy(input, target, /, *, weight=None, reduction="mean"):
     """
     xp = namespace(input, target, weight)
     check_reduction(reduction)
-    _require_same_shape_bce(input, target)
-    # torch checks the dtypes match first: int input + float target is a RuntimeError.
-    require_same_dtype(target, input, argument="target", reference_argument="input", loss="binary_cross_entropy")
-    if not is_floating(xp, input):
-        raise NotImplementedError(
-            f"\"binary_cross_entropy\" not implemented for '{dtype_name(input.dtype)}': expected a floating "
-            f"point 'input', got {input.dtype}"
-        )
-    if weight is not None:
-        require_broadcastable_to(weight, shape_of(input), argument="weight", target_argument="input",
-                                 loss="binary_cross_entropy")
-
-    def outside(name):
-        def raise_error(_):
-            raise RuntimeError(
-                f"all elements of {name} should be between 0 and 1: binary_cross_entropy expects "
-                f"probabilities in [0, 1] in '{name}'"
-            )
-        return raise_error
-
-    # Written as "not inside" so that NaN counts as outside, as in torch.
-    bad_input = data_check(xp, ~((input >= 0) & (input <= 1)), raise_error=outside("input"))
-    bad_target = data_check(xp, ~((target >= 0) & (target <= 1)), raise_error=outside("target"))
+    bad_input, bad_target = check_probability_arguments(xp, input, target, weight, loss="binary_cross_entropy")
     terms = _clamped_bce_terms(xp, upcast(xp, input), upcast(xp, target))
     if weight is not None:
         terms = terms * upcast(xp, as_float(xp, weight, input.dtype))
@@ -144,11 +174,8 @@ def binary_cross_entropy_with_logits(input, target, /, *, weight=None, pos_weigh
     dtype = xp.result_type(input, target)
     logits = upcast(xp, as_float(xp, input, dtype))
     labels = upcast(xp, as_float(xp, target, dtype))
-    log_sigmoid_logits = log_sigmoid(xp, logits)
-    if pos_weight is not None:
-        positive_scale = upcast(xp, as_float(xp, pos_weight, dtype))
-        log_sigmoid_logits = log_sigmoid_logits * ((positive_scale - 1) * labels + 1)
-    terms = (1 - labels) * logits - log_sigmoid_logits
+    positive_scale = None if pos_weight is None else upcast(xp, as_float(xp, pos_weight, dtype))
+    terms = bce_with_logits_terms(xp, logits, labels, positive_scale)
     if weight is not None:
         terms = terms * upcast(xp, as_float(xp, weight, dtype))
     value = reduce(xp, terms, reduction)
@@ -170,10 +197,7 @@ def _bce_vjp(xp, arrays, options, upstream):
 
 
 def _bce_with_logits_vjp(xp, arrays, options, upstream):
-    """With ``c = 1 + (pw - 1) y``: d/dx = w ((1 - y) - c sigmoid(-x)),  d/dy = w ((1 - pw) log sigmoid(x) - x).
-
-    ``sigmoid(-x)`` is ``exp(log_sigmoid(-x))``: finite for logits of any magnitude.
-    """
+    """``w`` times ``bce_with_logits_derivatives`` (finite for logits of any magnitude)."""
     input, target = arrays["input"], arrays["target"]
     weight, pos_weight = arrays.get("weight"), arrays.get("pos_weight")
     dtype = xp.result_type(input, target)
@@ -182,14 +206,8 @@ def _bce_with_logits_vjp(xp, arrays, options, upstream):
     scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), logits.shape, options["reduction"])
     if weight is not None:
         scale = scale * upcast(xp, as_float(xp, weight, dtype))
-    sigmoid_negative = xp.exp(log_sigmoid(xp, -logits))
-    if pos_weight is None:
-        d_input = (1 - labels) - sigmoid_negative
-        d_target = -logits
-    else:
-        positive_scale = upcast(xp, as_float(xp, pos_weight, dtype))
-        d_input = (1 - labels) - ((positive_scale - 1) * labels + 1) * sigmoid_negative
-        d_target = (1 - positive_scale) * log_sigmoid(xp, logits) - logits
+    positive_scale = None if pos_weight is None else upcast(xp, as_float(xp, pos_weight, dtype))
+    d_input, d_target = bce_with_logits_derivatives(xp, logits, labels, positive_scale)
     grads = {"input": gradient_like(xp, scale * d_input, input)}
     if is_floating(xp, target):
         grads["target"] = gradient_like(xp, scale * d_target, target)

@@ -26,6 +26,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import lossy_core  # noqa: E402
 import lossy_jax  # noqa: E402
+from conformance.reference import reference_function  # noqa: E402
 
 RTOL = 1e-12  # DESIGN.md: float64 must agree with torch to ~1e-12 relative
 ATOL = 1e-12
@@ -117,6 +118,19 @@ def _case(name, seed=0, batch=()):
         return {"log_probs": log_probs, "targets": targets,
                 "input_lengths": np.broadcast_to(np.array([6, 5, 4]), batch + (3,)).copy(),
                 "target_lengths": np.broadcast_to(np.array([3, 2, 0]), batch + (3,)).copy()}, {}
+    if name == "sigmoid_focal_loss":
+        return {"inputs": 3 * normal(n, c), "targets": rng.uniform(0.0, 1.0, size=batch + (n, c)),
+                "weight": rng.uniform(0.5, 2.0, size=(c,)),
+                "pos_weight": rng.uniform(0.5, 2.0, size=(c,))}, {"gamma": 1.5, "alpha": 0.3, "reduction": "mean"}
+    if name == "binary_focal_loss":
+        return {"input": rng.uniform(0.05, 0.95, size=batch + (n, c)),
+                "target": rng.uniform(0.0, 1.0, size=batch + (n, c)),
+                "weight": rng.uniform(0.5, 2.0, size=(c,))}, {"gamma": 1.5, "alpha": 0.3}
+    if name == "softmax_focal_loss":
+        target = rng.integers(0, c, size=batch + (n,))
+        target[..., 1] = -100
+        return {"input": 2 * normal(n, c), "target": target,
+                "weight": rng.uniform(0.5, 2.0, size=(c,))}, {"gamma": 1.5, "alpha": 0.5}
     raise AssertionError(f"no representative case for {name}; add one")
 
 
@@ -148,14 +162,14 @@ def _to_torch(a, dtype=None, grad=False):
 
 def _torch_value(name, arrays, kwargs, dtype=None):
     positional, keywords = _split(name, arrays)
-    return getattr(F, name)(*[_to_torch(a, dtype) for a in positional],
+    return reference_function(name)(*[_to_torch(a, dtype) for a in positional],
                             **{k: _to_torch(v, dtype) for k, v in keywords.items()}, **kwargs)
 
 
 def _torch_grads(name, arrays, kwargs, wrt):
     spec = _spec(name)
     tensors = {k: _to_torch(v, grad=k in wrt) for k, v in arrays.items()}
-    value = getattr(F, name)(*[tensors[a] for a in spec.arrays],
+    value = reference_function(name)(*[tensors[a] for a in spec.arrays],
                              **{k: v for k, v in tensors.items() if k not in spec.arrays}, **kwargs)
     grads = torch.autograd.grad(value, [tensors[k] for k in wrt])
     return [g.numpy() for g in grads]
@@ -222,14 +236,19 @@ def test_cross_entropy_probability_targets_and_negative_smoothing_match_torch():
 TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_loss": "delta",
           "poisson_nll_loss": "eps", "gaussian_nll_loss": "eps", "margin_ranking_loss": "margin",
           "hinge_embedding_loss": "margin", "cosine_embedding_loss": "margin",
-          "multi_margin_loss": "margin", "triplet_margin_loss": "margin", "triplet_margin_with_distance_loss": "margin"}
+          "multi_margin_loss": "margin", "triplet_margin_loss": "margin", "triplet_margin_with_distance_loss": "margin",
+          "sigmoid_focal_loss": "gamma"}
 # Further traced options, beyond the one TRACED checks for recompilation.
 MORE_TRACED = {"triplet_margin_loss": ("eps",)}
+# Every traced option; TRACED picks the one the tests below vary.
+TRACED_OPTIONS = {**{k: (v, *MORE_TRACED.get(k, ())) for k, v in TRACED.items()},
+                  "sigmoid_focal_loss": ("alpha", "gamma", "normalizer"),
+                  "binary_focal_loss": ("alpha", "gamma"), "softmax_focal_loss": ("alpha", "gamma")}
 
 
 def test_traced_options_are_the_documented_ones():
     traced = {spec.name: spec.traced_options for spec in lossy_core.losses() if spec.traced_options}
-    assert traced == {k: (v, *MORE_TRACED.get(k, ())) for k, v in TRACED.items()}
+    assert traced == TRACED_OPTIONS
 
 
 @pytest.mark.parametrize("name", sorted(TRACED))
@@ -410,7 +429,7 @@ _X64_OFF_SCRIPT = textwrap.dedent("""
     data = json.loads(sys.stdin.read())
     out = {}
     for name, (positional, keywords, kwargs) in data.items():
-        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss") and i == 1
+        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss", "softmax_focal_loss") and i == 1
                                        or np.asarray(a).dtype.kind in "iu" else np.float32))
                for i, a in enumerate(positional)]
         kw = {k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in keywords.items()}
@@ -438,7 +457,8 @@ def test_x64_off_float32_results_and_int32_class_labels():
         got = results[name]
         assert got["dtype"] == "float32", name
         assert got["grad_dtype"] == "float32", name
-        if name in ("cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss"):
+        if name in ("cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss",
+                    "softmax_focal_loss"):
             assert got["target_dtype"] == "int32"  # jax's default integer without x64, accepted
         expected = _torch_value(name, arrays, kwargs, dtype=np.float32)
         _close(got["value"], expected.numpy(), rtol=1e-5, atol=1e-6)

@@ -65,3 +65,13 @@ def test_registering_twice_fails():
 
     with pytest.raises(ValueError, match="registered twice"):
         register(lossy_core.get("mse_loss"))
+
+
+@pytest.mark.parametrize("spec", lossy_core.losses(), ids=lambda s: s.name)
+def test_a_loss_torch_lacks_has_a_plain_torch_reference(spec):
+    """The torch-adapter tests compare with torch.nn.functional; a loss torch lacks needs a reference."""
+    torch = pytest.importorskip("torch")
+    from conformance.plain_torch import REFERENCES
+
+    if not hasattr(torch.nn.functional, spec.torch.function):
+        assert spec.name in REFERENCES

@@ -24,4 +24,7 @@ for _spec in _core.losses():
         _make_module(_spec, globals())
         __all__.append(_spec.torch.module)
 del _spec
+from ._yolo import FocalLoss, QFocalLoss  # noqa: E402  (YOLOv5's wrappers; need the generated BCEWithLogitsLoss)
+
+__all__ += ["FocalLoss", "QFocalLoss"]
 _bind_torch()  # custom-gradient Functions must exist before torch.compile traces a loss
