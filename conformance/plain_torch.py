@@ -23,3 +23,6 @@ def reference(name: str):
         return function
 
     return register
+
+
+from . import plain_torch_focal_variants  # noqa: E402,F401  (registers its references)

@@ -17,6 +17,8 @@ from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss  # noqa: 
 from ._classification import cross_entropy, nll_loss
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._divergence import kl_div
+from ._focal_variants import distribution_focal_loss, quality_focal_loss, varifocal_loss
+from ._imbalance import asymmetric_loss, poly1_cross_entropy
 from ._reductions import legacy_reduction
 from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses, missing_gradients
 from ._gradients import value_and_grad
