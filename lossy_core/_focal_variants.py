@@ -146,6 +146,7 @@ def quality_focal_loss(input, target, /, *, weight=None, beta=2.0, reduction="me
     ``|y - sigmoid(x)|^beta`` is computed in log space: finite values and gradients
     for logits up to +-1e4 and any ``beta >= 0``. Targets outside [0, 1] raise
     ValueError (NaN under tracing); ``beta < 0`` raises ValueError.
+    torch has no such loss: ``lossy_torch.functional.quality_focal_loss``, ``lossy_torch.QualityFocalLoss``.
     """
     loss = "quality_focal_loss"
     xp = namespace(input, target, weight)
@@ -205,6 +206,7 @@ def varifocal_loss(input, target, /, *, weight=None, alpha=0.75, gamma=2.0, iou_
     values and gradients for logits up to +-1e4 and any ``gamma >= 0``. Targets
     outside [0, 1] raise ValueError (NaN under tracing); ``alpha < 0``, ``gamma < 0``
     raise ValueError; a non-bool ``iou_weighted`` raises TypeError.
+    torch has no such loss: ``lossy_torch.functional.varifocal_loss``, ``lossy_torch.VarifocalLoss``.
     """
     loss = "varifocal_loss"
     xp = namespace(input, target, weight)
@@ -260,7 +262,8 @@ def distribution_focal_loss(input, target, /, *, weight=None, reduction="mean"):
     Paper: Li et al. 2020, "Generalized Focal Loss" (arXiv:2006.04388), eq. 6;
     semantics of mmdet's ``distribution_focal_loss`` (whose ``(N, n + 1)``/``(N,)``
     is the 2-D case). A target outside [0, n) raises ValueError (mmdet fails on an
-    out-of-range class index; NaN under tracing).
+    out-of-range class index; NaN under tracing). torch has no such loss:
+    ``lossy_torch.functional.distribution_focal_loss``, ``lossy_torch.DistributionFocalLoss``.
     """
     loss = "distribution_focal_loss"
     xp = namespace(input, target, weight)

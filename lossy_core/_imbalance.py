@@ -84,6 +84,7 @@ def asymmetric_loss(input, target, /, *, weight=None, gamma_neg=4.0, gamma_pos=1
     ``0^gamma`` and its gradient 0. Half precision computes in float32 (as timm).
     ValueError for ``gamma_neg < 0``, ``gamma_pos < 0``, ``clip`` outside [0, 1],
     ``eps`` outside [0, 1), and targets outside [0, 1] (NaN under tracing).
+    torch has no such loss: ``lossy_torch.functional.asymmetric_loss``, ``lossy_torch.AsymmetricLoss``.
     """
     loss = "asymmetric_loss"
     xp = namespace(input, target, weight)
