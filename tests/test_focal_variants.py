@@ -344,3 +344,34 @@ def test_poly1_and_distribution_modules():
     y = torch.tensor([0.5, 1.0, 3.5], dtype=torch.float64)
     torch.testing.assert_close(lossy_torch.DistributionFocalLoss(reduction="none")(d, y),
                                LF.distribution_focal_loss(d, y, reduction="none"))
+
+
+# -- torch.compile, torch.func, vmap ----------------------------------------------------
+
+TORCH_CASES = {
+    "quality_focal_loss": (lambda: (torch.tensor(X), torch.tensor(SCORES)), {"beta": 1.5}),
+    "varifocal_loss": (lambda: (torch.tensor(X), torch.tensor(SCORES)), {"gamma": 0.5}),
+    "asymmetric_loss": (lambda: (torch.tensor(X), torch.tensor(HARD)), {"gamma_neg": 2.0}),
+    "distribution_focal_loss": (lambda: (torch.tensor(X), torch.tensor([0.5, 1.0, 2.25, 0.0, 2.5, 1.75])), {}),
+    "poly1_cross_entropy": (lambda: (torch.tensor(X), torch.tensor([0, 1, 3, 2, 1, 0])), {"label_smoothing": 0.1}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_CASES))
+def test_torch_compile_fullgraph_func_grad_and_vmap(name):
+    make, kw = TORCH_CASES[name]
+    x, y = make()
+    fn = getattr(LF, name)
+    eager = _torch_value_and_grad(fn, x.numpy(), y, **kw)
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(lambda a, b: fn(a, b, **kw), fullgraph=True, backend="aot_eager", dynamic=False)
+        _same(_torch_value_and_grad(compiled, x.numpy(), y), eager)
+    finally:
+        torch._dynamo.reset()
+    grad = torch.func.grad(lambda a: fn(a, y, **kw))(x)
+    np.testing.assert_allclose(grad.numpy(), eager[1], rtol=1e-12)
+    # vmap over a leading batch of two equals a Python loop
+    xs, ys = torch.stack([x, x * 0.5]), torch.stack([y, y])
+    mapped = torch.vmap(lambda a, b: fn(a, b, **kw))(xs, ys)
+    torch.testing.assert_close(mapped, torch.stack([fn(xs[i], ys[i], **kw) for i in range(2)]), rtol=1e-12, atol=0)
