@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from ._backend import is_number, namespace, quiet_floating_point, shape_of
+from ._backend import namespace, quiet_floating_point, shape_of
 from ._classification import (
     _CE_OPTIONS, _LABEL_SMOOTHING, _as_batch, _class_axis, _cross_entropy_vjp, _index_coefficients,
     _smoothing_amount, _upstream_per_position, cross_entropy,
