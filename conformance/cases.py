@@ -779,6 +779,169 @@ def _softmax_focal_loss(b: _Builder):
               target=np.zeros((0,), dtype=np.int64))
 
 
+# ------------------------------------------------------------- focal variants ------
+
+def _score_targets(b, *shape):
+    """Quality/IoU targets: 0 for most entries (negatives), a score in (0, 1] elsewhere."""
+    scores = b.uniform(*shape, low=0.05, high=1.0)
+    return np.where(b.uniform(*shape) < 0.3, scores, 0.0)
+
+
+# Saturated logits with targets at 0, 1 and between (every loss must stay finite there).
+_SATURATED_X = np.array([1e4, -1e4, 1e4, -1e4, 100.0, -100.0, 30.0, -30.0])
+_SATURATED_Y = np.array([1.0, 0.0, 0.0, 1.0, 0.5, 0.25, 1.0, 0.0])
+
+
+def _quality_like(b: _Builder, hyper: str, values):
+    """Shared by quality_focal_loss (beta) and varifocal_loss (gamma, alpha, iou_weighted)."""
+    x, y = b.normal(6, 4, scale=3.0), _score_targets(b, 6, 4)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"6x4 {red}", dtype, {"reduction": red}, input=x, target=y)
+    for dtype in ("float16", "bfloat16"):
+        for red in ("none", "mean"):
+            b.add(f"6x4 {red}", dtype, {"reduction": red}, input=x, target=y)
+    for v in values:
+        b.add(f"{hyper}={v} none", "float64", {hyper: v, "reduction": "none"}, input=x, target=y)
+        b.add(f"{hyper}={v} saturated none", "float64", {hyper: v, "reduction": "none"},
+              input=_SATURATED_X, target=_SATURATED_Y)
+        if 0 < v < 1:  # the pow reference differentiates 0^v (inf * 0) where sigmoid(x) == y in float64
+            b.cases[-1].known = {"grad input": f"the pow reference gives NaN at |y - sigmoid(x)| = 0 with {hyper} < 1 "
+                                               "(inf * 0); lossy's log-space gradient is the finite limit, 0"}
+    b.add(f"{hyper}=1.0 mean", "float32", {hyper: 1.0, "reduction": "mean"}, input=x, target=y)
+    b.add("soft targets everywhere mean", "float64", {"reduction": "mean"}, input=x, target=b.uniform(6, 4))
+    w, wc = b.uniform(6, 4, low=0.1, high=2.0), b.uniform(4, low=0.1, high=2.0)
+    for red in ("none", "mean", "sum"):
+        b.add(f"weight {red}", "float64", {"reduction": red}, input=x, target=y, weight=w)
+    b.add("weight (4,) broadcast mean", "float32", {"reduction": "mean"}, input=x, target=y, weight=wc)
+    for dtype in ("float64", "float32"):
+        b.add("saturated none", dtype, {"reduction": "none"}, input=_SATURATED_X, target=_SATURATED_Y)
+    b.add("NCHW 2x3x2x2 mean", "float64", {"reduction": "mean"}, input=b.normal(2, 3, 2, 2),
+          target=_score_targets(b, 2, 3, 2, 2))
+    b.add("0-d", "float64", {"reduction": "mean"}, input=np.array(-0.4), target=np.array(0.7))
+    for red in ("mean", "sum", "none"):
+        b.add(f"empty 0x4 {red}", "float64", {"reduction": red}, input=np.zeros((0, 4)), target=np.zeros((0, 4)))
+
+
+def _quality_focal_loss(b: _Builder):
+    _quality_like(b, "beta", (0.0, 0.5, 1.0, 2.0, 5.0))
+
+
+def _varifocal_loss(b: _Builder):
+    # gamma < 1 at a positive's exact tie would be NaN in the pow reference; negatives have q = 0 < sigmoid(x)
+    _quality_like(b, "gamma", (0.0, 0.5, 1.0, 2.0, 5.0))
+    x, y = b.normal(6, 4, scale=3.0), _score_targets(b, 6, 4)
+    for alpha in (0.25, 1.0):
+        b.add(f"alpha={alpha} mean", "float64", {"alpha": alpha, "reduction": "mean"}, input=x, target=y)
+    for red in ("none", "sum"):
+        b.add(f"iou_weighted=False {red}", "float64", {"iou_weighted": False, "reduction": red}, input=x, target=y)
+    b.add("iou_weighted=False gamma=0 alpha=1 mean", "float32",
+          {"iou_weighted": False, "gamma": 0.0, "alpha": 1.0, "reduction": "mean"}, input=x, target=y)
+
+
+def _distribution_focal_loss(b: _Builder):
+    bins = 8
+    x = b.normal(6, bins, scale=2.0)
+    y = b.uniform(6, low=0.0, high=bins - 1.0)
+    y[0], y[1] = 0.0, 3.0  # integer distances: the left bin only
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"6x{bins} {red}", dtype, {"reduction": red}, input=x, target=y)
+    for dtype in ("float16", "bfloat16"):
+        for red in ("none", "mean"):
+            b.add(f"6x{bins} {red}", dtype, {"reduction": red}, input=x, target=np.minimum(np.round(y * 4) / 4, bins - 1.25))
+    w = b.uniform(6, low=0.1, high=2.0)
+    for red in ("none", "mean", "sum"):
+        b.add(f"weight {red}", "float64", {"reduction": red}, input=x, target=y, weight=w)
+    b.add("weight mean", "float32", {"reduction": "mean"}, input=x, target=y, weight=w)
+    b.add("(2,3,4 sides) x bins mean", "float64", {"reduction": "mean"}, input=b.normal(2, 3, 4, bins),
+          target=b.uniform(2, 3, 4, low=0.0, high=bins - 1.0))
+    b.add("(bins,) + () target none", "float64", {"reduction": "none"}, input=b.normal(bins), target=np.array(2.5))
+    xs = np.array([[1e4, -1e4, 0.0, 5.0], [-1e4, 1e4, -1e4, 1e4], [0.0, 0.0, 0.0, 0.0]])
+    for dtype in ("float64", "float32"):
+        b.add("logits +-1e4 none", dtype, {"reduction": "none"}, input=xs, target=np.array([0.5, 1.25, 2.75]))
+    for red in ("mean", "sum", "none"):
+        b.add(f"empty 0x{bins} {red}", "float64", {"reduction": red}, input=np.zeros((0, bins)), target=np.zeros((0,)))
+
+
+# ------------------------------------------------------------ class imbalance ------
+
+def _asymmetric_loss(b: _Builder):
+    x = b.normal(6, 5, scale=3.0)
+    y = (b.uniform(6, 5) < 0.3).astype(np.float64)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"6x5 multi-hot {red}", dtype, {"reduction": red}, input=x, target=y)
+    for dtype in ("float16", "bfloat16"):
+        for red in ("none", "mean"):
+            b.add(f"6x5 multi-hot {red}", dtype, {"reduction": red}, input=x, target=y)
+    b.add("soft targets none", "float64", {"reduction": "none"}, input=x, target=b.uniform(6, 5))
+    b.add("soft targets sum", "float32", {"reduction": "sum"}, input=x, target=b.uniform(6, 5))
+    nan_note = {"grad input": "the pow reference gives NaN (inf * 0) at 1 - pt = 0 with gamma < 1 (a negative "
+                              "with p <= clip, or a saturated logit); lossy's gradient there is 0"}
+    for gamma in (0.0, 0.5, 1.0, 2.0, 5.0):
+        for name in ("gamma_neg", "gamma_pos"):
+            b.add(f"{name}={gamma} none", "float64", {name: gamma, "reduction": "none"}, input=x, target=y)
+            if 0 < gamma < 1:
+                b.cases[-1].known = dict(nan_note)
+    for clip in (0.0, 0.2):
+        b.add(f"clip={clip} none", "float64", {"clip": clip, "reduction": "none"}, input=x, target=y)
+    b.add("eps=0.01 clip=0 none", "float64", {"eps": 0.01, "clip": 0.0, "reduction": "none"}, input=x, target=y)
+    b.add("eps=0 clip=0 gammas=0 mean", "float64",
+          {"eps": 0.0, "clip": 0.0, "gamma_neg": 0.0, "gamma_pos": 0.0, "reduction": "mean"}, input=x, target=y)
+    w = b.uniform(5, low=0.1, high=2.0)
+    for red in ("none", "mean", "sum"):
+        b.add(f"weight (5,) {red}", "float64", {"reduction": red}, input=x, target=y, weight=w)
+    b.add("weight 6x5 mean", "float32", {"reduction": "mean"}, input=x, target=y, weight=b.uniform(6, 5))
+    # Saturated logits with hard targets. (Soft targets at |x| ~ 30 are left out: the reference's direct
+    # 1 - sigmoid(x) cancels there, lossy's log-space form does not; eps = 0 at a saturated logit is
+    # -inf * 0 = NaN in timm's form. tests/test_focal_variants.py checks both.)
+    xs = np.array([1e4, -1e4, 1e4, -1e4, 100.0, -100.0])
+    ys = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    for dtype in ("float64", "float32"):
+        b.add("saturated none", dtype, {"reduction": "none"}, input=xs, target=ys)
+        b.add("saturated clip=0 none", dtype, {"clip": 0.0, "reduction": "none"}, input=xs, target=ys)
+    b.add("0-d", "float64", {"reduction": "mean"}, input=np.array(0.3), target=np.array(1.0))
+    for red in ("mean", "sum", "none"):
+        b.add(f"empty 0x5 {red}", "float64", {"reduction": red}, input=np.zeros((0, 5)), target=np.zeros((0, 5)))
+
+
+def _poly1_cross_entropy(b: _Builder):
+    C = 4
+    x, t = b.normal(6, C, scale=2.0), _index_targets(b, (6,), C)
+    p = _softmax(b.normal(6, C), axis=1)
+    for dtype in ("float64", "float32"):
+        for red in ("none", "mean", "sum"):
+            b.add(f"index {red}", dtype, {"reduction": red}, input=x, target=t)
+        b.add("prob target mean", dtype, {"reduction": "mean"}, input=x, target=p)
+    for dtype in ("float16", "bfloat16"):
+        for red in ("none", "mean"):
+            b.add(f"index {red}", dtype, {"reduction": red}, input=x, target=t)
+    for eps in (-1.0, 0.0, 2.0):
+        b.add(f"epsilon={eps} index mean", "float64", {"epsilon": eps, "reduction": "mean"}, input=x, target=t)
+        b.add(f"epsilon={eps} prob none", "float64", {"epsilon": eps, "reduction": "none"}, input=x, target=p)
+    w = b.uniform(C, low=0.2, high=2.0)
+    t1 = t.copy()
+    t1[[0, 3]] = 1
+    for red in ("none", "mean", "sum"):
+        b.add(f"weight ignore_index=1 ls=0.2 {red}", "float64",
+              {"ignore_index": 1, "label_smoothing": 0.2, "reduction": red}, input=x, target=t1, weight=w)
+        b.add(f"prob weight ls=0.1 {red}", "float64", {"label_smoothing": 0.1, "reduction": red},
+              input=x, target=p, weight=w)
+    x4, t4 = b.normal(2, C, 3, 2), _index_targets(b, (2, 3, 2), C)
+    b.add("(N,C,d1,d2) weight mean", "float64", {"reduction": "mean"}, input=x4, target=t4, weight=w)
+    b.add("(N,C,d1,d2) prob none", "float32", {"reduction": "none"}, input=x4, target=_softmax(b.normal(2, C, 3, 2), 1))
+    b.add("(C,) + () target none", "float64", {"reduction": "none"}, input=b.normal(C), target=np.array(2))
+    xe = np.array([[1e4, -1e4, 0.0, 1.0], [-1e4, 1e4, 5.0, -5.0], [1e4, 1e4, -1e4, -1e4]])
+    for dtype in ("float64", "float32"):
+        b.add("logits +-1e4 ls=0.1 none", dtype, {"label_smoothing": 0.1, "reduction": "none"}, input=xe,
+              target=np.array([0, 0, 3]))
+    b.add("all ignored mean", "float64", {"reduction": "mean"}, input=x, target=np.full((6,), -100))
+    for red in ("mean", "sum", "none"):
+        b.add(f"empty (0,C) {red}", "float64", {"reduction": red}, input=np.zeros((0, C)),
+              target=np.zeros((0,), dtype=np.int64))
+
+
 GENERATORS = {
     "l1_loss": _regression,
     "mse_loss": _regression,
@@ -805,6 +968,11 @@ GENERATORS = {
     "sigmoid_focal_loss": _sigmoid_focal_loss,
     "binary_focal_loss": _binary_focal_loss,
     "softmax_focal_loss": _softmax_focal_loss,
+    "quality_focal_loss": _quality_focal_loss,
+    "distribution_focal_loss": _distribution_focal_loss,
+    "varifocal_loss": _varifocal_loss,
+    "asymmetric_loss": _asymmetric_loss,
+    "poly1_cross_entropy": _poly1_cross_entropy,
 }
 
 

@@ -27,3 +27,4 @@ def reference(name: str):
 
 # Family modules register their references on import (at the end: they import ``reference``).
 from . import plain_torch_focal  # noqa: E402,F401
+from . import plain_torch_focal_variants  # noqa: E402,F401

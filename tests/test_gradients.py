@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import lossy_core
 from conformance.reference import reference_function
+from conformance.plain_torch import REFERENCES
 from lossy_core._registry import LossSpec
 
 torch = pytest.importorskip("torch")
@@ -103,7 +104,32 @@ def problems(draw, loss):
         arrays["input"] = np.log(rng.dirichlet(np.ones(shape[-1]), shape[:-1]))
         target = rng.dirichlet(np.ones(shape[-1]), shape[:-1])
         arrays["target"] = np.log(target) if options["log_target"] else target
-    else:  # cross_entropy, nll_loss, softmax_focal_loss: (C), (N, C) or (N, C, d)
+    elif loss in ("quality_focal_loss", "varifocal_loss", "asymmetric_loss"):
+        arrays["input"] = rng.standard_normal(shape) * 3
+        if loss == "asymmetric_loss":
+            hard = (rng.uniform(size=shape) < 0.3).astype(np.float64)
+            arrays["target"] = hard if draw(st.booleans()) else rng.uniform(0, 1, shape)
+            # gamma >= 1: the pow reference's gradient is NaN at 1 - pt = 0 with gamma < 1 (p <= clip)
+            options["gamma_neg"] = draw(st.sampled_from([0.0, 1.0, 2.0, 4.0]))
+            options["gamma_pos"] = draw(st.sampled_from([0.0, 1.0, 2.0]))
+            options["clip"] = draw(st.sampled_from([0.0, 0.05, 0.2]))
+        else:
+            scores = rng.uniform(0.05, 1.0, shape)
+            arrays["target"] = np.where(rng.uniform(size=shape) < 0.4, scores, 0.0)
+            key = "beta" if loss == "quality_focal_loss" else "gamma"
+            options[key] = draw(st.sampled_from([0.0, 0.5, 1.0, 2.0, 5.0]))
+            if loss == "varifocal_loss":
+                options["alpha"] = draw(st.sampled_from([0.25, 0.75, 1.0]))
+                options["iou_weighted"] = draw(st.booleans())
+        if draw(st.booleans()):
+            arrays["weight"] = rng.uniform(0.1, 2.0, shape[-1:])
+    elif loss == "distribution_focal_loss":
+        bins = draw(st.integers(2, 8))
+        arrays["input"] = rng.standard_normal(shape + (bins,)) * 2
+        arrays["target"] = rng.uniform(0, bins - 1, shape) * (1 - 1e-9)
+        if draw(st.booleans()):
+            arrays["weight"] = rng.uniform(0.1, 2.0, shape)
+    else:  # cross_entropy, nll_loss, softmax_focal_loss, poly1_cross_entropy: (C), (N, C) or (N, C, d)
         classes = draw(st.integers(2, 5))
         layout = draw(st.sampled_from([(classes,), (shape[0], classes), (shape[0], classes, shape[-1])]))
         arrays["input"] = rng.standard_normal(layout) * 2
@@ -111,7 +137,7 @@ def problems(draw, loss):
             class_axis = 0 if len(layout) == 1 else 1
             x = arrays["input"]
             arrays["input"] = x - np.log(np.sum(np.exp(x), axis=class_axis, keepdims=True))
-        probabilities = loss in ("cross_entropy", "softmax_focal_loss") and draw(st.booleans())
+        probabilities = loss in ("cross_entropy", "softmax_focal_loss", "poly1_cross_entropy") and draw(st.booleans())
         if probabilities:
             class_axis = 0 if len(layout) == 1 else 1
             arrays["target"] = np.moveaxis(rng.dirichlet(np.ones(classes), [n for i, n in enumerate(layout)
@@ -126,11 +152,13 @@ def problems(draw, loss):
             arrays["target"] = np.asarray(target, dtype=np.int64)
         if draw(st.booleans()):
             arrays["weight"] = rng.uniform(0.1, 2.0, (classes,))
-        if loss == "cross_entropy" and draw(st.booleans()):
+        if loss != "nll_loss" and draw(st.booleans()):
             options["label_smoothing"] = draw(st.sampled_from([0.1, 0.5]))
         if loss == "softmax_focal_loss":
             options["gamma"] = draw(st.sampled_from([0.0, 0.5, 1.0, 2.0, 5.0]))
             options["alpha"] = draw(st.sampled_from([None, 0.25]))
+        if loss == "poly1_cross_entropy":
+            options["epsilon"] = draw(st.sampled_from([-1.0, 0.0, 1.0, 3.0]))
     return loss, arrays, options
 
 
@@ -144,7 +172,7 @@ def _call(loss, arrays, options, **extra):
 
 
 def _torch_value_and_grad(loss, arrays, options, upstream, dtype):
-    """torch.nn.functional's value and autograd gradients of the differentiable floating arrays."""
+    """torch's value and autograd gradients of the differentiable floating arrays (conformance's reference)."""
     spec = lossy_core.get(loss)
     tensors = {n: torch.tensor(a, dtype=getattr(torch, dtype)) if a.dtype.kind == "f" else torch.tensor(a)
                for n, a in arrays.items()}
@@ -326,7 +354,7 @@ def test_bce_at_saturated_probabilities(reduction):
     assert np.isfinite(grads["input"]).all()
 
 
-@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss", "poly1_cross_entropy"])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_every_target_ignored(loss, reduction):
     """'mean' is NaN (0/0) but the gradient is zeros in torch: it is written only at kept targets."""
@@ -351,8 +379,10 @@ def test_empty_batch(loss, reduction):
         with pytest.raises(RuntimeError, match="log_probs tensor must not be empty"):
             lossy_core.ctc_loss(*args, reduction=reduction)
         return
-    if loss in ("cross_entropy", "nll_loss", "softmax_focal_loss"):
+    if loss in ("cross_entropy", "nll_loss", "softmax_focal_loss", "poly1_cross_entropy"):
         arrays = {"input": np.zeros((0, 3)), "target": np.zeros((0,), dtype=np.int64)}
+    elif loss == "distribution_focal_loss":  # 3 bins over an empty batch of distances
+        arrays = {"input": np.zeros((0, 3)), "target": np.zeros((0,))}
     elif loss == "cosine_embedding_loss":
         arrays = {"input1": np.full((0, 3), 0.5), "input2": np.full((0, 3), 0.5), "target": np.ones(0)}
     elif loss in ("triplet_margin_loss", "triplet_margin_with_distance_loss"):

@@ -25,6 +25,7 @@ import jax.numpy as jnp  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import lossy_core  # noqa: E402
+from conformance.plain_torch import REFERENCES  # noqa: E402
 import lossy_jax  # noqa: E402
 from conformance.reference import reference_function  # noqa: E402
 
@@ -131,6 +132,23 @@ def _case(name, seed=0, batch=()):
         target[..., 1] = -100
         return {"input": 2 * normal(n, c), "target": target,
                 "weight": rng.uniform(0.5, 2.0, size=(c,))}, {"gamma": 1.5, "alpha": 0.5}
+    if name in ("quality_focal_loss", "varifocal_loss"):
+        scores = rng.uniform(0.05, 1.0, size=batch + (n, c))
+        target = np.where(rng.uniform(size=batch + (n, c)) < 0.4, scores, 0.0)
+        options = {"beta": 1.5} if name == "quality_focal_loss" else {"alpha": 0.6, "gamma": 1.5}
+        return {"input": 3 * normal(n, c), "target": target, "weight": rng.uniform(0.5, 2.0, size=(c,))}, options
+    if name == "asymmetric_loss":
+        target = (rng.uniform(size=batch + (n, c)) < 0.4).astype(np.float64)
+        return {"input": 3 * normal(n, c), "target": target, "weight": rng.uniform(0.5, 2.0, size=(c,))}, {
+            "gamma_neg": 3.0, "clip": 0.1}
+    if name == "distribution_focal_loss":
+        return {"input": 2 * normal(n, 6), "target": rng.uniform(0.0, 5.0, size=batch + (n,)),
+                "weight": rng.uniform(0.5, 2.0, size=(n,))}, {}
+    if name == "poly1_cross_entropy":
+        target = rng.integers(0, c, size=batch + (n,))
+        target[..., 1] = -100
+        return {"input": 2 * normal(n, c), "target": target,
+                "weight": rng.uniform(0.5, 2.0, size=(c,))}, {"label_smoothing": 0.1, "epsilon": 1.5}
     raise AssertionError(f"no representative case for {name}; add one")
 
 
@@ -158,6 +176,11 @@ def _to_jax(a, dtype=None):
 def _to_torch(a, dtype=None, grad=False):
     t = torch.from_numpy(np.array(a if dtype is None or not np.issubdtype(a.dtype, np.floating) else a.astype(dtype)))
     return t.requires_grad_(grad)
+
+
+def _torch_function(name):
+    """torch.nn.functional's loss, or the plain-torch reference of a loss torch lacks."""
+    return REFERENCES.get(name) or getattr(F, name)
 
 
 def _torch_value(name, arrays, kwargs, dtype=None):
@@ -237,18 +260,19 @@ TRACED = {"cross_entropy": "label_smoothing", "smooth_l1_loss": "beta", "huber_l
           "poisson_nll_loss": "eps", "gaussian_nll_loss": "eps", "margin_ranking_loss": "margin",
           "hinge_embedding_loss": "margin", "cosine_embedding_loss": "margin",
           "multi_margin_loss": "margin", "triplet_margin_loss": "margin", "triplet_margin_with_distance_loss": "margin",
-          "sigmoid_focal_loss": "gamma"}
-# Further traced options, beyond the one TRACED checks for recompilation.
-MORE_TRACED = {"triplet_margin_loss": ("eps",)}
-# Every traced option; TRACED picks the one the tests below vary.
-TRACED_OPTIONS = {**{k: (v, *MORE_TRACED.get(k, ())) for k, v in TRACED.items()},
-                  "sigmoid_focal_loss": ("alpha", "gamma", "normalizer"),
-                  "binary_focal_loss": ("alpha", "gamma"), "softmax_focal_loss": ("alpha", "gamma")}
+          "sigmoid_focal_loss": "gamma", "quality_focal_loss": "beta", "varifocal_loss": "gamma",
+          "asymmetric_loss": "clip", "poly1_cross_entropy": "epsilon"}
+# Losses with several traced hyperparameters: the rest of them (TRACED holds the one the tests sweep).
+MORE_TRACED = {"triplet_margin_loss": ("eps",), "sigmoid_focal_loss": ("alpha", "normalizer"),
+               "binary_focal_loss": ("alpha", "gamma"), "softmax_focal_loss": ("alpha", "gamma"),
+               "varifocal_loss": ("alpha",), "asymmetric_loss": ("gamma_neg", "gamma_pos", "eps"),
+               "poly1_cross_entropy": ("label_smoothing",)}
 
 
 def test_traced_options_are_the_documented_ones():
-    traced = {spec.name: spec.traced_options for spec in lossy_core.losses() if spec.traced_options}
-    assert traced == TRACED_OPTIONS
+    traced = {spec.name: set(spec.traced_options) for spec in lossy_core.losses() if spec.traced_options}
+    assert traced == {k: {*([TRACED[k]] if k in TRACED else []), *MORE_TRACED.get(k, ())}
+                      for k in {*TRACED, *MORE_TRACED}}
 
 
 @pytest.mark.parametrize("name", sorted(TRACED))
@@ -262,7 +286,7 @@ def test_new_hyperparameter_values_do_not_recompile(name):
     compiled = function.jitted._cache_size()
     values = []
     # 2 (an int) after floats: a Python int must not be a new (weak int) signature either.
-    for value in (0.2, 0.3, 2 if name != "cross_entropy" else 1):
+    for value in (0.2, 0.3, 2 if name not in ("cross_entropy", "asymmetric_loss") else 1):
         kwargs[option] = value
         result = _lossy(name, arrays, kwargs)
         values.append(float(result))
@@ -429,7 +453,8 @@ _X64_OFF_SCRIPT = textwrap.dedent("""
     data = json.loads(sys.stdin.read())
     out = {}
     for name, (positional, keywords, kwargs) in data.items():
-        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss", "softmax_focal_loss") and i == 1
+        pos = [jnp.asarray(np.asarray(a, dtype=np.int32 if name in ("cross_entropy", "nll_loss", "softmax_focal_loss",
+                                                            "poly1_cross_entropy") and i == 1
                                        or np.asarray(a).dtype.kind in "iu" else np.float32))
                for i, a in enumerate(positional)]
         kw = {k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in keywords.items()}
@@ -458,7 +483,7 @@ def test_x64_off_float32_results_and_int32_class_labels():
         assert got["dtype"] == "float32", name
         assert got["grad_dtype"] == "float32", name
         if name in ("cross_entropy", "nll_loss", "multi_margin_loss", "multilabel_margin_loss",
-                    "softmax_focal_loss"):
+                    "softmax_focal_loss", "poly1_cross_entropy"):
             assert got["target_dtype"] == "int32"  # jax's default integer without x64, accepted
         expected = _torch_value(name, arrays, kwargs, dtype=np.float32)
         _close(got["value"], expected.numpy(), rtol=1e-5, atol=1e-6)
