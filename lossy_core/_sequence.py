@@ -369,6 +369,7 @@ register(LossSpec(
     differentiable=("log_probs",),
     summary="connectionist temporal classification over all alignments (`blank`, `zero_infinity`)",
     reference="Graves et al., ICML 2006",
+    extra={"dtypes": ("float64", "float32")},  # torch's CPU kernel: "ctc_loss_cpu" not implemented for 'Half'
     torch=TorchBinding(
         function="ctc_loss",
         signature=(("log_probs", REQUIRED), ("targets", REQUIRED), ("input_lengths", REQUIRED),
