@@ -732,7 +732,8 @@ def _binary_focal_loss(b: _Builder):
     for dtype in ("float64", "float32"):
         for red in ("none", "mean", "sum"):
             b.add(f"4x3 hard {red}", dtype, {"reduction": red}, input=p, target=hard)
-    b.add("4x3 hard mean", "float16", {"reduction": "mean"}, input=p, target=hard)
+    for dtype in ("float16", "bfloat16"):
+        b.add("4x3 hard mean", dtype, {"reduction": "mean"}, input=p, target=hard)
     for gamma in (0.0, 0.5, 1.0, 2.0, 5.0):
         for alpha in (0.25, -1, None):
             b.add(f"gamma={gamma} alpha={alpha} soft none", "float64",
@@ -753,7 +754,8 @@ def _softmax_focal_loss(b: _Builder):
     for dtype in ("float64", "float32"):
         for red in ("none", "mean", "sum"):
             b.add(f"(6,5) index {red}", dtype, {"reduction": red}, input=x, target=t_ignored)
-    b.add("(6,5) index mean", "float16", {"reduction": "mean"}, input=x, target=t)
+    for dtype in ("float16", "bfloat16"):
+        b.add("(6,5) index mean", dtype, {"reduction": "mean"}, input=x, target=t)
     for gamma in (0.0, 0.5, 1.0, 2.0, 5.0):
         b.add(f"gamma={gamma} index none", "float64", {"reduction": "none", "gamma": gamma}, input=x, target=t)
         b.add(f"gamma={gamma} alpha=0.25 index mean", "float64", {"reduction": "mean", "gamma": gamma, "alpha": 0.25},
