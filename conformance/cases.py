@@ -555,6 +555,12 @@ def _multilabel_margin_loss(b: _Builder):
           target=np.array([[0, -1, 0, 0]], dtype=np.int64))
     b.add("empty 0xC none", "float64", {"reduction": "none"}, input=b.normal(0, 5),
           target=np.zeros((0, 5), dtype=np.int64))
+    b.add("(C,) sum", "float32", {"reduction": "sum"}, input=b.normal(5), target=t[1])
+    b.add("one class (N,1) none", "float64", {"reduction": "none"}, input=b.normal(3, 1),
+          target=np.array([[0], [-1], [0]], dtype=np.int64))
+    wide = b.rng.integers(-1, 7, (6, 7)).astype(np.int64)  # random rows: -1 anywhere, duplicates
+    for dtype in ("float64", "float32"):
+        b.add("random 6x7 mean", dtype, {"reduction": "mean"}, input=b.normal(6, 7), target=wide)
 
 
 def _multi_margin_loss(b: _Builder):

@@ -54,6 +54,14 @@ def test_backend_matches_torch(loss, backend_name):
     assert any(o.status == "pass" for o in outcomes), "every case was skipped"
 
 
+# torch's CPU kernels of these raise NotImplementedError for float16/bfloat16: no live reference there.
+TORCH_CPU_REFUSES_HALF = {"multi_margin_loss", "multilabel_margin_loss"}
+
+
+# A callable is backend-specific, not case data: tests/test_multilabel_embedding.py checks custom distances.
+OPTIONS_NOT_IN_CASES = {("triplet_margin_with_distance_loss", "distance_function")}
+
+
 def test_every_registered_loss_has_cases():
     check_coverage()
     for spec in lossy_core.losses():
@@ -62,9 +70,13 @@ def test_every_registered_loss_has_cases():
         reductions = {c.options.get("reduction", "mean") for c in cases}
         assert set(spec.reductions) <= reductions, f"{spec.name}: reductions not covered"
         # every floating dtype torch supports for the loss (spec.extra["dtypes"] where it is fewer)
-        required = set(spec.extra.get("dtypes", ("float64", "float32", "float16", "bfloat16")))
+        default = ("float64", "float32") if spec.name in TORCH_CPU_REFUSES_HALF else (
+            "float64", "float32", "float16", "bfloat16")
+        required = set(spec.extra.get("dtypes", default))
         assert required <= {c.dtype for c in cases}, spec.name
         for option in spec.options:
+            if (spec.name, option.name) in OPTIONS_NOT_IN_CASES:
+                continue
             assert any(option.name in c.options for c in cases), f"{spec.name}: option {option.name} never set"
         for name in spec.optional_arrays:
             assert any(name in c.arrays for c in cases), f"{spec.name}: {name} never given"
@@ -96,7 +108,7 @@ def test_golden_files_match_live_torch(loss):
         assert set(have.grads) == set(want.grads), case.name
         for name in want.grads:
             assert (have.grads[name] is None) == (want.grads[name] is None), f"{case.name}: grad {name}"
-        check = compare_result(have, want, case.dtype)
+        check = compare_result(have, want, case.dtype, case.known)  # a known deviation may be torch's garbage
         assert check.ok, f"{case.name} (golden from torch {meta['torch_version']}): {check.messages}"
 
 
