@@ -104,6 +104,78 @@ def problems(draw, loss):
         arrays["input"] = np.log(rng.dirichlet(np.ones(shape[-1]), shape[:-1]))
         target = rng.dirichlet(np.ones(shape[-1]), shape[:-1])
         arrays["target"] = np.log(target) if options["log_target"] else target
+    elif loss == "poisson_nll_loss":
+        options["log_input"] = draw(st.booleans())
+        options["full"] = draw(st.booleans())
+        arrays["input"] = rng.standard_normal(shape) if options["log_input"] else rng.uniform(0.05, 3.0, shape)
+        arrays["target"] = rng.uniform(0.1, 5.0, shape)  # both sides of torch's Stirling threshold y > 1
+        if draw(st.booleans()):
+            options["eps"] = 0.5
+    elif loss == "gaussian_nll_loss":
+        options["full"] = draw(st.booleans())
+        arrays["input"] = rng.standard_normal(shape)
+        arrays["target"] = rng.standard_normal(shape)
+        var_shape = draw(st.sampled_from([shape, shape[:-1], shape[:-1] + (1,)]))
+        arrays["var"] = rng.uniform(0.05, 2.0, var_shape)
+        if draw(st.booleans()):
+            options["eps"] = 0.1  # some variances below it: clamped
+    elif loss in ("margin_ranking_loss", "cosine_embedding_loss"):
+        options["margin"] = draw(st.sampled_from([0.0, 0.3, -0.4]))
+        rows = shape[:1]
+        if loss == "margin_ranking_loss":
+            arrays["input1"], arrays["input2"] = rng.standard_normal(shape), rng.standard_normal(shape)
+            arrays["target"] = rng.choice([-1.0, 1.0], shape)
+        else:
+            arrays["input1"] = rng.standard_normal(rows + (3,))
+            arrays["input2"] = arrays["input1"] + rng.standard_normal(rows + (3,))
+            arrays["target"] = rng.choice([-1.0, 1.0], rows)
+    elif loss in ("hinge_embedding_loss", "soft_margin_loss"):
+        arrays["input"] = rng.standard_normal(shape) * 2
+        arrays["target"] = rng.choice([-1.0, 1.0], shape)
+        if loss == "hinge_embedding_loss":
+            options["margin"] = draw(st.sampled_from([1.0, 0.5, 2.0]))
+    elif loss == "multilabel_soft_margin_loss":  # (..., C): the last axis holds the classes
+        arrays["input"] = rng.standard_normal(shape) * 3
+        arrays["target"] = rng.uniform(0, 1, shape)
+        if draw(st.booleans()):
+            arrays["weight"] = rng.uniform(0.1, 2.0, shape[-1:])
+    elif loss in ("multilabel_margin_loss", "multi_margin_loss"):  # (C) or (N, C)
+        classes = draw(st.integers(1, 5))
+        layout = draw(st.sampled_from([(classes,), (shape[0], classes)]))
+        arrays["input"] = rng.standard_normal(layout) * 2
+        frames = layout[0] if len(layout) == 2 else 1
+        if loss == "multilabel_margin_loss":  # targets, then -1 at a random place, then anything in range
+            target = rng.integers(-1, classes, layout)
+            arrays["target"] = np.asarray(target, dtype=np.int64)
+        else:
+            target = rng.integers(0, classes, (frames,) if len(layout) == 2 else ())
+            arrays["target"] = np.asarray(target, dtype=np.int64)
+            options["p"] = draw(st.sampled_from([1, 2]))
+            options["margin"] = draw(st.sampled_from([1.0, 0.5, 2.0]))
+            if draw(st.booleans()):
+                arrays["weight"] = rng.uniform(0.1, 2.0, (classes,))
+    elif loss in ("triplet_margin_loss", "triplet_margin_with_distance_loss"):
+        for name in ("anchor", "positive", "negative"):
+            arrays[name] = rng.standard_normal(shape)
+        options["margin"] = draw(st.sampled_from([1.0, 0.5, 3.0]))
+        options["swap"] = draw(st.booleans())
+        if loss == "triplet_margin_loss":
+            options["p"] = draw(st.sampled_from([1.0, 2.0, 3.0, float("inf")]))
+            options["eps"] = draw(st.sampled_from([1e-6, 0.0, 0.1]))
+    elif loss == "ctc_loss":  # (T, N, C); lengths with tl <= il // 2, so every alignment is possible
+        T, N, C = draw(st.integers(1, 6)), shape[0], draw(st.integers(2, 5))
+        x = rng.standard_normal((T, N, C)) * 2
+        arrays["log_probs"] = x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
+        options["blank"] = int(draw(st.integers(0, C - 1)))
+        options["zero_infinity"] = draw(st.booleans())
+        input_lengths = rng.integers(0, T + 1, N)
+        target_lengths = rng.integers(0, input_lengths // 2 + 1)
+        labels = [l for l in range(C) if l != options["blank"]]
+        targets = rng.choice(labels, (N, int(target_lengths.max(initial=0)) + 1))
+        if draw(st.booleans()):  # the concatenated layout
+            targets = np.concatenate([targets[n, : target_lengths[n]] for n in range(N)])
+        arrays["targets"] = np.asarray(targets, dtype=np.int64)
+        arrays["input_lengths"], arrays["target_lengths"] = input_lengths, target_lengths
     elif loss in ("quality_focal_loss", "varifocal_loss", "asymmetric_loss"):
         arrays["input"] = rng.standard_normal(shape) * 3
         if loss == "asymmetric_loss":
@@ -152,7 +224,7 @@ def problems(draw, loss):
             arrays["target"] = np.asarray(target, dtype=np.int64)
         if draw(st.booleans()):
             arrays["weight"] = rng.uniform(0.1, 2.0, (classes,))
-        if loss != "nll_loss" and draw(st.booleans()):
+        if loss in ("cross_entropy", "poly1_cross_entropy") and draw(st.booleans()):
             options["label_smoothing"] = draw(st.sampled_from([0.1, 0.5]))
         if loss == "softmax_focal_loss":
             options["gamma"] = draw(st.sampled_from([0.0, 0.5, 1.0, 2.0, 5.0]))
