@@ -15,7 +15,7 @@ distances) are constants: only ``input`` is differentiated.
 
 from __future__ import annotations
 
-from ._backend import namespace, quiet_floating_point, shape_of
+from ._backend import device_of, namespace, quiet_floating_point, shape_of
 from ._binary import binary_cross_entropy_with_logits
 from ._common import as_float, gradient_like, upcast
 from ._primitives import log_sigmoid, log_softmax
@@ -244,7 +244,7 @@ _VFL_GAMMA = Option("gamma", 2.0, traced=True, check=check_exponent("gamma", "va
 
 def _two_hot(xp, target, bins, dtype):
     """``q_c = max(0, 1 - |c - y|)``: weight ``l + 1 - y`` on bin ``l = floor(y)``, ``y - l`` on ``l + 1``."""
-    centers = xp.arange(bins, dtype=dtype)
+    centers = xp.arange(bins, dtype=dtype, device=device_of(target))
     return xp.clip(1 - xp.abs(xp.expand_dims(target, axis=-1) - centers), min=0)
 
 

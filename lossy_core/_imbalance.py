@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from ._backend import namespace, quiet_floating_point, shape_of
+from ._backend import device_of, namespace, quiet_floating_point, shape_of
 from ._classification import (
     _CE_OPTIONS, _LABEL_SMOOTHING, _as_batch, _class_axis, _cross_entropy_vjp, _index_coefficients,
     _smoothing_amount, _upstream_per_position, cross_entropy,
@@ -30,9 +30,11 @@ def _asymmetric_terms(xp, logits, target, gamma_neg, gamma_pos, clip, eps):
     dtype = logits.dtype
     log_p, log_not_p = log_sigmoid(xp, logits), log_sigmoid(xp, -logits)
     with quiet_floating_point(xp):
-        log_eps = xp.log(xp.asarray(eps, dtype=dtype))
-        clipping = xp.asarray(clip, dtype=dtype) > 0
-        clip_or_one = xp.where(clipping, xp.asarray(clip, dtype=dtype), xp.asarray(1.0, dtype=dtype))
+        device = device_of(logits)
+        log_eps = xp.log(xp.asarray(eps, dtype=dtype, device=device))
+        clipping = xp.asarray(clip, dtype=dtype, device=device) > 0
+        clip_or_one = xp.where(clipping, xp.asarray(clip, dtype=dtype, device=device),
+                               xp.asarray(1.0, dtype=dtype, device=device))
         shifted = xp.exp(log_not_p) + clip_or_one  # 1 - p + clip (> 0: safe to log)
         log_neg = xp.maximum(xp.where(clipping, xp.log(xp.clip(shifted, max=1)), log_not_p), log_eps)
         log_pos = xp.maximum(log_p, log_eps)
@@ -173,7 +175,7 @@ def _poly_coefficients(xp, input, target, weight, ignore_index, label_smoothing)
     num_classes = shape_of(logits)[1]
     picked, denominator, kept = _index_coefficients(xp, logits, batched_target, weight, ignore_index, 0,
                                                     loss="poly1_cross_entropy")
-    w = xp.ones((num_classes,), dtype=logits.dtype) if weight is None else upcast(xp, as_float(xp, weight,
+    w = xp.ones((num_classes,), dtype=logits.dtype, device=device_of(logits)) if weight is None else upcast(xp, as_float(xp, weight,
                                                                                               logits.dtype))
     uniform = class_axis_view(xp, w, logits.ndim, 1) * xp.expand_dims(xp.astype(kept, logits.dtype), axis=1)
     a = (1 - amount) * picked + (amount / num_classes) * uniform

@@ -9,7 +9,7 @@ axis is the class axis.
 
 from __future__ import annotations
 
-from ._backend import default_integer_dtype, dtype_name, namespace, quiet_floating_point, shape_of
+from ._backend import default_integer_dtype, device_of, dtype_name, namespace, quiet_floating_point, shape_of
 from ._common import as_float, floating_result_type, gradient_like, upcast
 from ._primitives import log_sigmoid, one_hot, take_along_axis
 from ._reductions import check_reduction, reduce, reduction_vjp
@@ -151,7 +151,7 @@ def _multi_margin_terms(xp, input, target, weight, p, margin):
     safe = xp.where(inside, labels, xp.zeros_like(labels))
     picked = take_along_axis(xp, x, xp.expand_dims(safe, axis=1), axis=1)
     z = margin - picked + x
-    active = (z > 0) & (xp.expand_dims(safe, axis=1) != xp.arange(classes, dtype=safe.dtype))
+    active = (z > 0) & (xp.expand_dims(safe, axis=1) != xp.arange(classes, dtype=safe.dtype, device=device_of(safe)))
     zero = xp.zeros_like(z)
     h = xp.where(active, z if p == 1 else z * z, zero)
     dh = xp.where(active, xp.ones_like(z) if p == 1 else 2 * z, zero)
@@ -230,7 +230,7 @@ def _multilabel_margin_terms(xp, input, target):
     frames, classes = _frames(input)
     x = xp.reshape(upcast(xp, input), (frames, classes))
     labels = xp.reshape(target, (frames, classes))
-    position = xp.arange(classes, dtype=labels.dtype)
+    position = xp.arange(classes, dtype=labels.dtype, device=device_of(labels))
     # The targets are the entries before the first -1.
     first_pad = xp.min(xp.where(labels == -1, position, xp.full_like(labels, classes)), axis=1, keepdims=True)
     valid = position < first_pad

@@ -20,14 +20,16 @@ Device rules
     input's device; lossy_core passes ``device=`` to every array it creates.
 
 Host synchronisation
-    The data is never copied to the host (no ``.get()``, no NumPy conversion). Two
-    explicit, documented reads of a single scalar remain, as in torch on CUDA:
+    The data is never copied to the host (no ``.get()``, no NumPy conversion).
+    Three explicit, documented reads of a single scalar remain, as in torch on CUDA:
     the data-dependent validity checks (``lossy_core._validation.data_check``:
     ``bool(xp.any(bad))`` for a class index out of range in nll_loss /
     cross_entropy, a probability outside [0, 1] in binary_cross_entropy), which
     raise torch's error and so must read one boolean; and a hyperparameter given
     as a 0-d array (``label_smoothing``, ``beta``, ``delta``) is read once to
-    check its range. The value of a bad entry is read only to word the error.
+    check its range; and ``ctc_loss`` with concatenated (1-D) targets reads the
+    longest target length, which sizes its alignment lattice (torch reads it too).
+    The value of a bad entry is read only to word the error.
 
 Kernels
     lossy_cupy defines no fused kernels (``KERNELS`` is empty): each loss runs
