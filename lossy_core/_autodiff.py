@@ -32,11 +32,17 @@ class CustomGradient:
 
     ``backward(xp, arrays, upstream, needs)`` returns one gradient per array,
     ``None`` where ``needs[i]`` is false.
+
+    With ``residuals=True`` the forward returns ``(output, saved)``, ``saved`` a tuple of
+    arrays it computed on the way, and ``backward(xp, arrays, saved, upstream, needs)``
+    receives them too: the gradient reuses the forward's work. Arguments may also be
+    Python numbers (a hyperparameter): their gradient is None.
     """
 
-    def __init__(self, forward, backward, name):
+    def __init__(self, forward, backward, name, residuals=False):
         self.forward = forward
         self.backward = backward
+        self.residuals = residuals
         self.__name__ = name
         self._torch_function = None
         self._jax_function = None
@@ -46,10 +52,12 @@ class CustomGradient:
 
     def __call__(self, xp, *arrays):
         if is_torch(xp):
-            return self._torch()(*arrays)
+            out = self._torch()(*arrays)
+            return out[0] if self.residuals else out
         if is_jax(xp):
             return self._jax()(*arrays)
-        return self.forward(xp, *arrays)
+        out = self.forward(xp, *arrays)
+        return out[0] if self.residuals else out
 
     def _torch(self):
         if self._torch_function is None:
@@ -58,20 +66,45 @@ class CustomGradient:
 
             forward, backward = self.forward, self.backward
 
-            class Function(torch.autograd.Function):
-                generate_vmap_rule = True
+            if self.residuals:
+                class Function(torch.autograd.Function):
+                    generate_vmap_rule = True
 
-                @staticmethod
-                def forward(*arrays):
-                    return forward(torch_xp, *arrays)
+                    @staticmethod
+                    def forward(*arrays):
+                        output, saved = forward(torch_xp, *arrays)
+                        return (output, *saved)
 
-                @staticmethod
-                def setup_context(ctx, inputs, output):
-                    ctx.save_for_backward(*inputs)
+                    @staticmethod
+                    def setup_context(ctx, inputs, output):
+                        ctx.mark_non_differentiable(*output[1:])
+                        # Tensors are saved the autograd way; Python numbers (a hyperparameter) kept as is.
+                        everything = (*inputs, *output[1:])
+                        ctx.save_for_backward(*(x for x in everything if isinstance(x, torch.Tensor)))
+                        ctx.layout = [None if isinstance(x, torch.Tensor) else x for x in everything]
+                        ctx.count = len(inputs)
 
-                @staticmethod
-                def backward(ctx, upstream):
-                    return tuple(backward(torch_xp, ctx.saved_tensors, upstream, ctx.needs_input_grad))
+                    @staticmethod
+                    def backward(ctx, upstream, *unused):
+                        tensors = iter(ctx.saved_tensors)
+                        everything = tuple(next(tensors) if x is None else x for x in ctx.layout)
+                        arrays, saved = everything[:ctx.count], everything[ctx.count:]
+                        return tuple(backward(torch_xp, arrays, saved, upstream, ctx.needs_input_grad))
+            else:
+                class Function(torch.autograd.Function):
+                    generate_vmap_rule = True
+
+                    @staticmethod
+                    def forward(*arrays):
+                        return forward(torch_xp, *arrays)
+
+                    @staticmethod
+                    def setup_context(ctx, inputs, output):
+                        ctx.save_for_backward(*inputs)
+
+                    @staticmethod
+                    def backward(ctx, upstream):
+                        return tuple(backward(torch_xp, ctx.saved_tensors, upstream, ctx.needs_input_grad))
 
             Function.__name__ = Function.__qualname__ = self.__name__
             self._torch_function = Function.apply
@@ -82,17 +115,23 @@ class CustomGradient:
             import jax
             import jax.numpy as jnp
 
-            forward, backward = self.forward, self.backward
+            forward, backward, residuals = self.forward, self.backward, self.residuals
 
             @jax.custom_vjp
             def function(*arrays):
-                return forward(jnp, *arrays)
+                return forward(jnp, *arrays)[0] if residuals else forward(jnp, *arrays)
 
             def function_fwd(*arrays):
-                return forward(jnp, *arrays), arrays
+                if residuals:
+                    output, saved = forward(jnp, *arrays)
+                    return output, (saved, arrays)
+                return forward(jnp, *arrays), (arrays, arrays)
 
-            def function_bwd(arrays, upstream):
-                grads = backward(jnp, arrays, upstream, (True,) * len(arrays))
+            def function_bwd(carried, upstream):
+                saved, arrays = carried
+                needs = (True,) * len(arrays)
+                grads = (backward(jnp, arrays, saved, upstream, needs) if residuals
+                         else backward(jnp, arrays, upstream, needs))
                 return tuple(jnp.zeros_like(a) if g is None else g for a, g in zip(arrays, grads))
 
             function.defvjp(function_fwd, function_bwd)
@@ -100,10 +139,10 @@ class CustomGradient:
         return self._jax_function
 
 
-def custom_gradient(backward):
+def custom_gradient(backward, residuals=False):
     """Decorator: ``@custom_gradient(backward)`` over ``def forward(xp, *arrays)``."""
 
     def wrap(forward):
-        return CustomGradient(forward, backward, forward.__name__)
+        return CustomGradient(forward, backward, forward.__name__, residuals=residuals)
 
     return wrap

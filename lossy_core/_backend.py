@@ -23,10 +23,19 @@ def namespace(*arrays):
         raise TypeError("expected at least one array argument, got none")
     torch = sys.modules.get("torch")
     if torch is not None and all(isinstance(a, torch.Tensor) for a in present):
+        return _torch_namespace()
+    return array_api_compat.array_namespace(*present)
+
+
+_TORCH_NAMESPACE = []
+
+
+def _torch_namespace():
+    if not _TORCH_NAMESPACE:  # imported on first use: importing it imports torch
         import array_api_compat.torch as torch_namespace
 
-        return torch_namespace
-    return array_api_compat.array_namespace(*present)
+        _TORCH_NAMESPACE.append(torch_namespace)
+    return _TORCH_NAMESPACE[0]
 
 
 def device_of(x):
@@ -37,7 +46,8 @@ def device_of(x):
 
 
 def is_torch(xp) -> bool:
-    return array_api_compat.is_torch_namespace(xp)
+    # Identity with the namespace ``namespace()`` returns first: the check runs on every call.
+    return (bool(_TORCH_NAMESPACE) and xp is _TORCH_NAMESPACE[0]) or array_api_compat.is_torch_namespace(xp)
 
 
 def is_jax(xp) -> bool:
@@ -74,7 +84,10 @@ def is_concrete(x) -> bool:
 
 
 def shape_of(x) -> tuple[int, ...]:
-    return tuple(int(d) for d in x.shape)
+    shape = x.shape
+    if type(shape) is tuple:  # numpy, jax, cupy: already Python ints
+        return shape
+    return tuple(map(int, shape))  # torch.Size (symbolic sizes under torch.compile become ints)
 
 
 def size_of(x) -> int:

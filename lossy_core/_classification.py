@@ -8,13 +8,16 @@ shape holds class probabilities (cross_entropy only).
 
 from __future__ import annotations
 
-from ._backend import default_integer_dtype, device_of, dtype_name, is_number, namespace, quiet_floating_point, shape_of
+from ._backend import (
+    default_integer_dtype, device_of, dtype_name, is_concrete, is_number, namespace, quiet_floating_point, shape_of,
+    size_of,
+)
 from ._common import as_float, compute_dtype, gradient_like, upcast
-from ._primitives import class_axis_view, log_softmax, one_hot, take_along_axis
-from ._reductions import check_reduction, mean, reduce_weighted, reduction_vjp
+from ._primitives import class_axis_view, log_softmax, log_softmax_picks, one_hot, take_along_axis
+from ._reductions import check_reduction, mean, reduce, reduce_weighted, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
-    data_check, first_value, fmt_shape, is_floating, is_integer, poison, require_in_range,
+    data_check, first_value, fmt_shape, index_bounds, is_floating, is_integer, poison, require_in_range,
 )
 
 _LEGACY = (("size_average", None), ("reduce", None))
@@ -55,9 +58,10 @@ def _check_weight(xp, weight, input, num_classes, *, loss):
 
 def _check_index_target(xp, input, target, *, loss):
     """torch's shape and dtype rules for class-index targets (nll_loss_nd)."""
-    allowed = {xp.int64, xp.uint8, default_integer_dtype(xp)}
+    # int64 first: the common case, without building the set (a per-call cost on small batches).
     # Compared with ==, not by hash: numpy's dtype('uint8') equals np.uint8 but hashes differently.
-    if not is_integer(xp, target) or not any(target.dtype == d for d in allowed):
+    allowed = (xp.int64, xp.uint8, default_integer_dtype(xp)) if target.dtype != xp.int64 else ()
+    if allowed and (not is_integer(xp, target) or not any(target.dtype == d for d in allowed)):
         names = " or ".join(sorted({dtype_name(d) for d in allowed}))
         raise RuntimeError(
             f"expected target dtype to be Long or Byte, but got {dtype_name(target.dtype)}: {loss} expects "
@@ -103,7 +107,16 @@ def _take_weights(xp, weight, indices):
 
 def _check_indices(xp, target, num_classes, ignore_index, *, loss):
     """``(kept, out_of_range, bad)`` for class indices: raises IndexError (torch's) for a readable
-    index outside [0, C) that is not ``ignore_index``; ``bad`` is the mask to poison under tracing."""
+    index outside [0, C) that is not ``ignore_index``; ``bad`` is the mask to poison under tracing.
+
+    For readable targets that are all in range and none ignored -- the common case --
+    ``kept`` and ``out_of_range`` are None: one min/max read replaces the masks, and the
+    formula needs no ``where`` (the per-call cost of small batches, performance-findings.md).
+    """
+    if is_concrete(target) and size_of(target) > 0:
+        low, high = index_bounds(xp, target)
+        if low >= 0 and high < num_classes and not low <= ignore_index <= high:
+            return None, None, None
     # A Python int outside the target dtype's range (uint8 vs ignore_index=-100) cannot be compared
     # in array_api_strict (OverflowError); no target can equal it, or reach it.
     info = xp.iinfo(target.dtype)
@@ -124,31 +137,62 @@ def _check_indices(xp, target, num_classes, ignore_index, *, loss):
     return kept, out_of_range, data_check(xp, out_of_range, raise_error=out_of_bounds)
 
 
-def _class_terms(xp, log_probs, target, weight, ignore_index, *, loss, checked=None):
-    """Per-position ``-w[y] * log_probs[y]`` (0 where ``y == ignore_index``), on a batched layout.
+def _index_array(xp, target):
+    """Class indices in the dtype gathers take (int64; the default integer dtype without x64)."""
+    if target.dtype == xp.int64:
+        return target
+    return xp.astype(target, default_integer_dtype(xp))
 
-    ``log_probs`` is ``(N, C, ...)`` and ``target`` ``(N, ...)``. Returns
-    ``(terms, target_weights, kept, bad)``: ``target_weights`` (``w[y]``, 0 where
-    ignored) sum to the ``'mean'`` denominator; ``bad`` is None, or under
-    tracing the mask of out-of-range indices to poison with NaN (torch raises
-    IndexError for them).
+
+def _class_index(xp, target, checked):
+    """The indices to gather: ``target``, with ignored and out-of-range positions set to class 0
+    (masked afterwards, so no index wraps) unless ``checked`` found none."""
+    kept, out_of_range, _ = checked
+    index = _index_array(xp, target)
+    if kept is None:
+        return index
+    return xp.where(kept & ~out_of_range, index, xp.zeros_like(index))
+
+
+def _weighted_class_terms(xp, picked, index, weight, kept):
+    """``(terms, target_weights)``: ``-w[y] * picked``, 0 where not ``kept`` (None: all kept).
+
+    ``target_weights`` (``w[y]``, 0 where ignored) sum to the ``'mean'`` denominator; None
+    when there is no weight and every position is kept (the denominator is then the count).
     """
-    if checked is None:  # ``checked``: the result of _check_indices, run before any compute
-        checked = _check_indices(xp, target, shape_of(log_probs)[1], ignore_index, loss=loss)
-    kept, out_of_range, bad = checked
-    # Ignored and out-of-range positions gather class 0, then are masked: no wrapped index.
-    index_dtype = xp.int64 if target.dtype == xp.int64 else default_integer_dtype(xp)
-    index = xp.astype(target, index_dtype)
-    safe_index = xp.where(kept & ~out_of_range, index, xp.zeros_like(index))
-    picked = xp.squeeze(take_along_axis(xp, log_probs, xp.expand_dims(safe_index, axis=1), axis=1), axis=1)
+    if kept is None:
+        if weight is None:
+            return -picked, None
+        target_weights = _take_weights(xp, upcast(xp, weight), index)
+        return -picked * target_weights, target_weights
     zeros = xp.zeros_like(picked)
     if weight is None:
-        target_weights = xp.astype(kept, picked.dtype)
-        terms = xp.where(kept, -picked, zeros)
-    else:
-        target_weights = xp.where(kept, _take_weights(xp, upcast(xp, weight), safe_index), zeros)
-        terms = xp.where(kept, -picked * target_weights, zeros)
-    return terms, target_weights, kept, bad
+        return xp.where(kept, -picked, zeros), xp.astype(kept, picked.dtype)
+    target_weights = xp.where(kept, _take_weights(xp, upcast(xp, weight), index), zeros)
+    return xp.where(kept, -picked * target_weights, zeros), target_weights
+
+
+def _class_terms(xp, values, target, weight, ignore_index, *, loss, checked=None):
+    """Per-position ``-w[y] * values[y]`` (0 where ``y == ignore_index``), on a batched layout.
+
+    ``values`` is ``(N, C, ...)`` and ``target`` ``(N, ...)``. Returns
+    ``(terms, target_weights, kept, bad)`` (see _weighted_class_terms; ``kept`` None when
+    every position is kept); ``bad`` is None, or under tracing the mask of out-of-range
+    indices to poison with NaN (torch raises IndexError for them).
+    """
+    if checked is None:  # ``checked``: the result of _check_indices, run before any compute
+        checked = _check_indices(xp, target, shape_of(values)[1], ignore_index, loss=loss)
+    index = _class_index(xp, target, checked)
+    picked = xp.squeeze(take_along_axis(xp, values, xp.expand_dims(index, axis=1), axis=1), axis=1)
+    terms, target_weights = _weighted_class_terms(xp, picked, index, weight, checked[0])
+    return terms, target_weights, checked[0], checked[2]
+
+
+def _kept_mask(xp, kept, target):
+    """``kept`` as a mask (None from _class_terms means every position is kept)."""
+    if kept is None:
+        return xp.ones(shape_of(target), dtype=xp.bool, device=device_of(target))
+    return kept
 
 
 def _as_batch(xp, input, target):
@@ -161,7 +205,10 @@ def _as_batch(xp, input, target):
 def _reduce_class_terms(xp, terms, target_weights, reduction, single, out_dtype):
     if reduction == "none" and single:
         terms = xp.reshape(terms, ())
-    value = reduce_weighted(xp, terms, reduction, xp.sum(target_weights))
+    if target_weights is None:  # no weights, nothing ignored: the denominator is the position count
+        value = reduce(xp, terms, reduction)
+    else:
+        value = reduce_weighted(xp, terms, reduction, xp.sum(target_weights))
     return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
 
 
@@ -279,7 +326,7 @@ def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction
         )
     _check_input(xp, input, loss="cross_entropy", kernel="log_softmax_lastdim_kernel_impl")
     bad_smoothing = None
-    if shape_of(target) == shape_of(input):
+    if target.ndim == input.ndim and shape_of(target) == shape_of(input):
         if not is_floating(xp, target):
             raise RuntimeError(
                 "Expected floating point type for target with class probabilities, got "
@@ -306,15 +353,16 @@ def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction
     batched_input, batched_target, single = _as_batch(xp, input, target)
     # Indices are checked before the log_softmax: validation comes before any compute.
     checked = _check_indices(xp, batched_target, num_classes, ignore_index, loss="cross_entropy")
-    log_probs = log_softmax(xp, upcast(xp, batched_input), 1)
-    terms, target_weights, kept, bad = _class_terms(
-        xp, log_probs, batched_target, weight, ignore_index, loss="cross_entropy", checked=checked
-    )
+    kept, _, bad = checked
+    logits = upcast(xp, batched_input)
+    index = _class_index(xp, batched_target, checked)
+    class_weights = None if weight is None else class_axis_view(xp, upcast(xp, weight), logits.ndim, 1)
+    picked, summed = log_softmax_picks(xp, logits, index, 1, weights=class_weights, with_sum=smoothing)
+    terms, target_weights = _weighted_class_terms(xp, picked, index, weight, kept)
     if smoothing:
-        weighted = log_probs if weight is None else log_probs * class_axis_view(
-            xp, upcast(xp, weight), log_probs.ndim, 1
-        )
-        uniform_terms = xp.where(kept, -xp.sum(weighted, axis=1), xp.zeros_like(terms))
+        uniform_terms = -summed
+        if kept is not None:
+            uniform_terms = xp.where(kept, uniform_terms, xp.zeros_like(terms))
         smoothed = (1 - amount) * terms + (amount / num_classes) * uniform_terms
         # A traced amount of exactly 0 keeps the plain loss, so -inf logits do not give 0 * inf.
         terms = smoothed if is_number(amount) else xp.where(amount > 0, smoothed, terms)
@@ -339,8 +387,11 @@ def _index_coefficients(xp, input, target, weight, ignore_index, amount, *, loss
     num_classes = shape_of(input)[1]
     checked = _check_indices(xp, target, num_classes, ignore_index, loss=loss)
     _, target_weights, kept, _ = _class_terms(xp, input, target, weight, ignore_index, loss=loss, checked=checked)
-    index_dtype = xp.int64 if target.dtype == xp.int64 else default_integer_dtype(xp)
-    safe_index = xp.where(kept, xp.astype(target, index_dtype), xp.zeros_like(xp.astype(target, index_dtype)))
+    kept = _kept_mask(xp, kept, target)
+    if target_weights is None:
+        target_weights = xp.ones(shape_of(target), dtype=input.dtype, device=device_of(input))
+    index = _index_array(xp, target)
+    safe_index = xp.where(kept, index, xp.zeros_like(index))
     picked = one_hot(xp, safe_index, num_classes, input.dtype, axis=1) * xp.expand_dims(target_weights, axis=1)
     if amount == 0:
         return picked, xp.sum(target_weights), kept

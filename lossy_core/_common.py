@@ -21,6 +21,8 @@ def compute_dtype(xp, dtype):
 
 def upcast(xp, x):
     """``x`` in its compute dtype (float32 for half precision)."""
+    if x.dtype == xp.float32 or x.dtype == xp.float64:  # the common case, without the lookups below
+        return x
     target = compute_dtype(xp, x.dtype)
     return x if target == x.dtype else xp.astype(x, target)
 

@@ -52,6 +52,8 @@ def mean(xp, loss):
         # sum (0) + NaN rather than a bare NaN constant: the result stays connected to
         # ``loss``, so autodiff gives torch's (empty) gradient instead of none at all.
         return xp.sum(loss) + _nan_scalar(xp, loss)
+    # sum, then divide, rather than xp.mean: torch's mean backward materialises grad / n at the
+    # loss's full size, while the division's backward stays a scalar (the sum's is a broadcast view).
     return xp.sum(loss) / n
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from functools import partial
 
-from ._backend import dtype_name, is_jax, is_number, namespace
+from ._autodiff import custom_gradient
+from ._backend import dtype_name, is_jax, is_number, namespace, shape_of
 from ._common import (
-    as_float, broadcast_pair, floating_result_type, gradient_like, require_weight_like_input, upcast,
+    as_float, broadcast_pair, floating_result_type, gradient_like, require_weight_like_input, sum_to_shape, upcast,
 )
 from ._reductions import check_reduction, reduce, reduce_weighted, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
@@ -131,14 +132,29 @@ def mse_loss(input, target, /, *, weight=None, reduction="mean"):
     return _finish(xp, _weighted_reduce(xp, error, weight, reduction, out_dtype), out_dtype)
 
 
-def _huber_core(xp, distance, delta):
-    """``0.5 d^2`` for ``d < delta``, else ``delta (d - 0.5 delta)``, as ``q (d - q/2)``, ``q = min(d, delta)``.
+def _huber_backward(xp, arrays, saved, upstream, needs):
+    """d/dd of ``c (d - c/2)`` is ``c`` itself: torch's huber_loss_backward, one multiply.
+    d/d delta (a traced delta, in jax) is ``|d| - |c|``: 0 below delta, ``|d| - delta`` above."""
+    difference, delta = arrays
+    (clipped,) = saved
+    grad_difference = upstream * clipped if needs[0] else None
+    grad_delta = None
+    if needs[1] and not is_number(delta):
+        grad_delta = sum_to_shape(xp, upstream * (xp.abs(difference) - xp.abs(clipped)), shape_of(delta))
+    return grad_difference, grad_delta
 
-    The min form has no branch to divide by zero in and is continuously
-    differentiable, so every autodiff framework gets torch's gradient.
+
+@custom_gradient(_huber_backward, residuals=True)
+def _huber_terms(xp, difference, delta):
+    """Huber terms of ``d = input - target``: ``c (d - c/2)`` with ``c = clip(d, -delta, delta)``.
+
+    Bit-identical to ``0.5 d^2`` below ``delta`` and ``delta (|d| - delta/2)`` above (the
+    halving and the sign flips are exact), with no branch and no ``|d|``. ``c`` is also the
+    derivative, so it is saved for the gradient: differentiating the clip would go through a
+    masked select, which costs more than the loss on torch CPU (performance-findings.md).
     """
-    clipped = xp.clip(distance, max=delta) if is_number(delta) else xp.minimum(distance, delta)
-    return clipped * (distance - 0.5 * clipped)
+    clipped = _clip_symmetric(xp, difference, delta)
+    return clipped * (difference - 0.5 * clipped), (clipped,)
 
 
 def smooth_l1_loss(input, target, /, *, beta=1.0, reduction="mean"):
@@ -181,8 +197,7 @@ def huber_loss(input, target, /, *, delta=1.0, weight=None, reduction="mean"):
     bad_delta = _DELTA.validate(delta)
     _require_floating_pair(xp, input, target, "huber_cpu")
     out_dtype = input.dtype
-    distance = xp.abs(_difference(xp, input, target, loss="huber_loss"))
-    error = poison(xp, _huber_core(xp, distance, delta), bad_delta)
+    error = poison(xp, _huber_terms(xp, _difference(xp, input, target, loss="huber_loss"), delta), bad_delta)
     if weight is None:
         return _finish(xp, reduce(xp, error, reduction), out_dtype)
     error = _finish(xp, error, out_dtype)

@@ -10,6 +10,8 @@ NaN instead (``poison``).
 
 from __future__ import annotations
 
+import sys
+
 from ._backend import dtype_name, is_concrete, shape_of
 
 
@@ -101,6 +103,15 @@ def data_check(xp, bad, *, raise_error):
             raise_error(bad)
         return None
     return bad
+
+
+def index_bounds(xp, indices):
+    """``(min, max)`` of a readable, non-empty integer array, as Python ints."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(indices, torch.Tensor):
+        low, high = torch.aminmax(indices)  # one pass instead of two
+        return int(low), int(high)
+    return int(xp.min(indices)), int(xp.max(indices))
 
 
 def first_value(xp, values, mask):

@@ -23,6 +23,10 @@ _UNSAFE_AUTOCAST = (
 )
 
 
+# torch's own check of every device's autocast state (private; absent in some versions, then skipped).
+_ANY_AUTOCAST = getattr(torch._C, "_is_any_autocast_enabled", None)
+
+
 def _autocast_device(tensors):
     for tensor in tensors:
         if isinstance(tensor, torch.Tensor):
@@ -45,6 +49,9 @@ def call(spec: LossSpec, arrays, options, reduction_warnings=True):
     for reduction, message in spec.torch.reduction_warnings if reduction_warnings else ():
         if options.get("reduction") == reduction:
             warnings.warn(message, UserWarning, stacklevel=3)
+    # Fast path, the common case: no autocast anywhere (one cheap check; it matters for small batches).
+    if _ANY_AUTOCAST is not None and not torch.compiler.is_compiling() and not _ANY_AUTOCAST():
+        return spec.function(*arrays, **options)
     tensors = list(arrays) + [options[name] for name in spec.optional_arrays]
     device_type = _autocast_device(tensors)
     if device_type is None or spec.torch.autocast == "none":
