@@ -300,3 +300,61 @@ def test_class_axis_view(xp):
     v = xp.asarray(np.array([1.0, 2.0, 3.0]))
     assert tuple(P.class_axis_view(xp, v, 4, 1).shape) == (1, 3, 1, 1)
     assert tuple(P.class_axis_view(xp, v, 2, 1).shape) == (1, 3)
+
+
+# -- log_softmax_picks / vecdot ---------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_log_softmax_picks(xp, dtype, weighted):
+    """Picked log-probabilities and their weighted class sum equal torch's float64 log_softmax,
+    gathered and summed, on the edge rows too (+inf or all -inf rows give NaN, as in torch)."""
+    values = _rows().astype(dtype)
+    indices = np.array([0, 4, 2, 1, 3, 2, 0, 4, 1])[: values.shape[0]]
+    weights = np.array([0.5, 1.0, 2.0, 0.25, 1.5])
+    log_probs = torch.log_softmax(torch.from_numpy(values.astype(np.float64)), dim=1)
+    expected_picked = log_probs.gather(1, torch.from_numpy(indices)[:, None])[:, 0].numpy()
+    expected_sum = (log_probs * (torch.from_numpy(weights) if weighted else 1.0)).sum(1).numpy()
+    x, i = xp.asarray(values), xp.asarray(indices)
+    w = xp.reshape(xp.asarray(weights.astype(dtype)), (1, 5)) if weighted else None
+    for fn in (P.log_softmax_picks, lambda *a, **k: P._generic_log_softmax_picks(*a, k["weights"], k["with_sum"])):
+        picked, summed = fn(xp, x, i, 1, weights=w, with_sum=True)
+        assert tuple(picked.shape) == (values.shape[0],) and picked.dtype == x.dtype
+        close(picked, expected_picked, dtype)
+        # the weighted sum of -1e4-scale rows cancels: compare with the float32 spacing there
+        np.testing.assert_allclose(to_numpy(summed).astype(np.float64), expected_sum, equal_nan=True,
+                                   rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * 1e4)
+    picked, summed = P.log_softmax_picks(xp, x, i, 1)
+    assert summed is None
+    close(picked, expected_picked, dtype)
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gradient_of_log_softmax_picks(framework, dtype):
+    """The delegated picks (torch: gather from log_softmax) differentiate like the generic form."""
+    indices = np.array([0, 4, 2, 1, 3, 2, 0, 4, 1])
+    weights = np.linspace(0.5, 2.0, 5)
+
+    def make(fn):
+        def loss(xp, x):
+            w = xp.astype(xp.asarray(weights.reshape(1, 5)), x.dtype)
+            picked, summed = fn(xp, x, xp.asarray(indices[: x.shape[0]]), 1, w, True)
+            return picked * 1.5 + summed
+        return loss
+
+    grad = _torch_grad if framework == "torch" else _jax_grad
+    values = _rows()
+    _compare_gradients(grad(make(P.log_softmax_picks), values, dtype),
+                       grad(make(P._generic_log_softmax_picks), values, dtype), dtype, values)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vecdot(xp, dtype):
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((3, 7)).astype(dtype), rng.standard_normal((3, 7)).astype(dtype)
+    expected = (a.astype(np.float64) * b).sum(-1)
+    for fn in (P.vecdot, P._generic_vecdot):
+        got = fn(xp, xp.asarray(a), xp.asarray(b))
+        assert tuple(got.shape) == (3,) and got.dtype == xp_dtype(xp, dtype)
+        close(got, expected, dtype)
