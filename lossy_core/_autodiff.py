@@ -27,6 +27,12 @@ def bind_torch():
         instance._torch()
 
 
+def _torch_grad_enabled():
+    """Without grad mode the formula runs as is: no graph to record, and torch.compile cannot
+    inline an autograd.Function's forward under no_grad (it passes the class as a ctx)."""
+    return sys.modules["torch"].is_grad_enabled()
+
+
 class CustomGradient:
     """``forward(xp, *arrays)`` whose vector-Jacobian product is ``backward``.
 
@@ -51,7 +57,7 @@ class CustomGradient:
             self._torch()
 
     def __call__(self, xp, *arrays):
-        if is_torch(xp):
+        if is_torch(xp) and _torch_grad_enabled():
             out = self._torch()(*arrays)
             return out[0] if self.residuals else out
         if is_jax(xp):

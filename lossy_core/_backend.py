@@ -45,17 +45,23 @@ def device_of(x):
     return array_api_compat.device(x)
 
 
+# By module name, as array-api-compat's is_*_namespace do, without their functools.lru_cache
+# (torch.compile warns about it on every trace) and its per-call cost.
+_TORCH_NAMES = frozenset({"torch", "array_api_compat.torch"})
+_JAX_NAMES = frozenset({"jax.numpy", "jax.experimental.array_api"})
+_NUMPY_NAMES = frozenset({"numpy", "array_api_compat.numpy"})
+
+
 def is_torch(xp) -> bool:
-    # Identity with the namespace ``namespace()`` returns first: the check runs on every call.
-    return (bool(_TORCH_NAMESPACE) and xp is _TORCH_NAMESPACE[0]) or array_api_compat.is_torch_namespace(xp)
+    return getattr(xp, "__name__", None) in _TORCH_NAMES
 
 
 def is_jax(xp) -> bool:
-    return array_api_compat.is_jax_namespace(xp)
+    return getattr(xp, "__name__", None) in _JAX_NAMES
 
 
 def is_numpy(xp) -> bool:
-    return array_api_compat.is_numpy_namespace(xp)
+    return getattr(xp, "__name__", None) in _NUMPY_NAMES
 
 
 def is_number(value) -> bool:

@@ -483,6 +483,16 @@ def test_compile_fullgraph(name, fresh_dynamo):
     _assert_close(ours[0], theirs[0], **tol)
 
 
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_compile_fullgraph_under_no_grad(name, fresh_dynamo):
+    """Inference: compiled under torch.no_grad, the losses with a custom gradient (an
+    autograd.Function) too, which dynamo cannot inline without grad mode."""
+    arrays, kw, _ = _case(name, dtype=torch.float64, seed=4)
+    compiled = torch.compile(lambda *a: getattr(LF, name)(*a, **kw), fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        _assert_close(compiled(*arrays), getattr(F, name)(*arrays, **kw), rtol=1e-12, atol=1e-12)
+
+
 def test_compile_module_instance(fresh_dynamo):
     arrays, _, ctor = _case("cross_entropy", dtype=torch.float64, seed=5)
     module = lossy_torch.CrossEntropyLoss(**ctor)
