@@ -154,17 +154,20 @@ def _class_index(xp, target, checked):
     return xp.where(kept & ~out_of_range, index, xp.zeros_like(index))
 
 
-def _weighted_class_terms(xp, picked, index, weight, kept):
+def _weighted_class_terms(xp, picked, index, weight, kept, negate=True):
     """``(terms, target_weights)``: ``-w[y] * picked``, 0 where not ``kept`` (None: all kept).
 
     ``target_weights`` (``w[y]``, 0 where ignored) sum to the ``'mean'`` denominator; None
     when there is no weight and every position is kept (the denominator is then the count).
+    ``negate=False`` (only with every position kept) leaves the sign to the reduction
+    (``_reduce_class_terms(negated=True)``): one autograd node fewer per call.
     """
     if kept is None:
+        signed = -picked if negate else picked
         if weight is None:
-            return -picked, None
+            return signed, None
         target_weights = _take_weights(xp, upcast(xp, weight), index)
-        return -picked * target_weights, target_weights
+        return signed * target_weights, target_weights
     zeros = xp.zeros_like(picked)
     if weight is None:
         return xp.where(kept, -picked, zeros), xp.astype(kept, picked.dtype)
@@ -202,13 +205,21 @@ def _as_batch(xp, input, target):
     return xp.expand_dims(input, axis=0), xp.reshape(target, (1,)), True
 
 
-def _reduce_class_terms(xp, terms, target_weights, reduction, single, out_dtype):
+def _reduce_class_terms(xp, terms, target_weights, reduction, single, out_dtype, negated=False):
+    """Reduce the per-position terms; ``negated``: ``terms`` hold ``-loss`` (the sign is applied
+    here, folded into the ``'mean'`` division: ``-(s / n)`` is exactly ``s / -n``)."""
     if reduction == "none" and single:
         terms = xp.reshape(terms, ())
-    if target_weights is None:  # no weights, nothing ignored: the denominator is the position count
-        value = reduce(xp, terms, reduction)
+    if reduction == "none":
+        value = -terms if negated else terms
+    elif reduction == "sum":
+        value = -xp.sum(terms) if negated else xp.sum(terms)
+    elif target_weights is None:  # no weights, nothing ignored: the denominator is the position count
+        count = size_of(terms)
+        value = reduce_weighted(xp, terms, reduction, -count if negated else count)
     else:
-        value = reduce_weighted(xp, terms, reduction, xp.sum(target_weights))
+        total = xp.sum(target_weights)
+        value = reduce_weighted(xp, terms, reduction, -total if negated else total)
     return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
 
 
@@ -358,9 +369,12 @@ def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction
     index = _class_index(xp, batched_target, checked)
     class_weights = None if weight is None else class_axis_view(xp, upcast(xp, weight), logits.ndim, 1)
     picked, summed = log_softmax_picks(xp, logits, index, 1, weights=class_weights, with_sum=smoothing)
-    terms, target_weights = _weighted_class_terms(xp, picked, index, weight, kept)
+    # Every position kept (known for readable targets): the terms stay log-likelihoods and the
+    # reduction applies the sign.
+    negated = kept is None
+    terms, target_weights = _weighted_class_terms(xp, picked, index, weight, kept, negate=not negated)
     if smoothing:
-        uniform_terms = -summed
+        uniform_terms = summed if negated else -summed
         if kept is not None:
             uniform_terms = xp.where(kept, uniform_terms, xp.zeros_like(terms))
         smoothed = (1 - amount) * terms + (amount / num_classes) * uniform_terms
@@ -368,7 +382,7 @@ def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction
         terms = smoothed if is_number(amount) else xp.where(amount > 0, smoothed, terms)
         terms = poison(xp, terms, bad_smoothing)
     terms = poison(xp, terms, bad)
-    return _reduce_class_terms(xp, terms, target_weights, reduction, single, input.dtype)
+    return _reduce_class_terms(xp, terms, target_weights, reduction, single, input.dtype, negated=negated)
 
 
 # -- gradients (LossSpec.vjp; called after the loss accepted the same arguments) -------
