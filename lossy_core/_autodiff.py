@@ -43,12 +43,17 @@ class CustomGradient:
     arrays it computed on the way, and ``backward(xp, arrays, saved, upstream, needs)``
     receives them too: the gradient reuses the forward's work. Arguments may also be
     Python numbers (a hyperparameter): their gradient is None.
+
+    ``torch_only=True`` marks a gradient written for speed under torch's autograd, where
+    differentiating the formula is already exact: jax then differentiates the formula
+    itself, which XLA fuses with the forward (saved residuals would cost a pass).
     """
 
-    def __init__(self, forward, backward, name, residuals=False):
+    def __init__(self, forward, backward, name, residuals=False, torch_only=False):
         self.forward = forward
         self.backward = backward
         self.residuals = residuals
+        self.torch_only = torch_only
         self.__name__ = name
         self._torch_function = None
         self._jax_function = None
@@ -60,7 +65,7 @@ class CustomGradient:
         if is_torch(xp) and _torch_grad_enabled():
             out = self._torch()(*arrays)
             return out[0] if self.residuals else out
-        if is_jax(xp):
+        if is_jax(xp) and not self.torch_only:
             return self._jax()(*arrays)
         out = self.forward(xp, *arrays)
         return out[0] if self.residuals else out
@@ -145,10 +150,10 @@ class CustomGradient:
         return self._jax_function
 
 
-def custom_gradient(backward, residuals=False):
+def custom_gradient(backward, residuals=False, torch_only=False):
     """Decorator: ``@custom_gradient(backward)`` over ``def forward(xp, *arrays)``."""
 
     def wrap(forward):
-        return CustomGradient(forward, backward, forward.__name__, residuals=residuals)
+        return CustomGradient(forward, backward, forward.__name__, residuals=residuals, torch_only=torch_only)
 
     return wrap
