@@ -259,7 +259,8 @@ def _check_label_smoothing(value):
     )
 
 
-_LABEL_SMOOTHING = Option("label_smoothing", 0.0, traced=True, check=_check_label_smoothing)
+_LABEL_SMOOTHING = Option("label_smoothing", 0.0, traced=True, check=_check_label_smoothing,
+                          specialize_default=True)
 
 
 def _smoothing_amount(xp, label_smoothing):

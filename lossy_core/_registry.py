@@ -29,6 +29,10 @@ class Option:
     # For a traced hyperparameter: ``check(value)`` raises for a readable bad value
     # and returns the traced "bad" condition otherwise (the loss poisons itself).
     check: Callable | None = None
+    # For a traced hyperparameter whose default switches a computation off (label_smoothing=0):
+    # lossy_jax compiles the default, given as a Python number, as a static specialisation
+    # without that computation; any other value is traced (one more compile, then none).
+    specialize_default: bool = False
 
     def validate(self, value):
         """Run ``check`` (if any) on ``value``; the traced condition or None."""

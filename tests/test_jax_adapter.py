@@ -791,3 +791,23 @@ def test_binary_cross_entropy_with_logits_saturated():
     assert np.isfinite(tv) and np.all(np.isfinite(tg)) and np.all(np.isfinite(jg))
     _close(jv, tv)
     _close(jg, tg)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "poly1_cross_entropy"])
+def test_default_label_smoothing_runs_the_static_specialisation(name):
+    """label_smoothing=0 (the default, a Python number) runs a second compiled function in
+    which it is static (no smoothing term); a traced 0 and non-zero values run the traced one.
+    All give torch's values."""
+    function = getattr(lossy_jax, name)
+    assert function.jitted_default is not None
+    arrays, kwargs = _case(name, seed=12)
+    kwargs = {k: v for k, v in kwargs.items() if k != "label_smoothing"}
+    before = function.jitted_default._cache_size()
+    default = _lossy(name, arrays, kwargs)
+    assert function.jitted_default._cache_size() >= max(before, 1)
+    _close(default, _torch_value(name, arrays, kwargs).numpy())
+    traced_zero = _lossy(name, arrays, dict(kwargs, label_smoothing=jnp.asarray(0.0)))
+    _close(traced_zero, np.asarray(default))
+    smoothed = dict(kwargs, label_smoothing=0.2)
+    _close(_lossy(name, arrays, smoothed), _torch_value(name, arrays, smoothed).numpy())
+    assert lossy_jax.mse_loss.jitted_default is None  # only options that switch work off specialise

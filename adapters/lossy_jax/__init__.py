@@ -6,7 +6,10 @@
 Signatures are ``lossy_core``'s: arrays positional, everything else keyword.
 Structural options (``reduction``, ``ignore_index``, ``log_target``) are static;
 numeric hyperparameters (``label_smoothing``, ``beta``, ``delta``, ``margin``,
-``eps``) are traced, so changing them does not recompile. A callable option
+``eps``) are traced, so changing them does not recompile. One exception saves work:
+``label_smoothing`` left at its default 0 (a Python number) runs a specialisation
+compiled without the smoothing term; the first non-zero value compiles the traced
+version once. A callable option
 (``triplet_margin_with_distance_loss``'s ``distance_function``) is static: it
 is hashed by identity, so passing a new callable (e.g. a fresh ``lambda`` on each
 call) compiles anew; define it once and reuse it. The functions work under ``jax.grad``,
@@ -65,13 +68,25 @@ def _make(spec: LossSpec):
         f"    if _is_number({name}):\n        {name} = _number_arrays[{name!r}](_jnp, {spec.arrays[0]}, {name})\n"
         for name in spec.extra.get("number_arrays", {})
     )
+    # Options whose default switches a computation off: the default, as a Python number, runs a
+    # second compiled function where it is static (no smoothing term in the compiled code).
+    special = [o for o in traced if o.specialize_default]
+    jitted_default = (jax.jit(spec.function, static_argnames=spec.static_options + tuple(o.name for o in special))
+                      if special else None)
+    call = f"_jitted({arrays}, {', '.join(f'{k}={k}' for k in keywords)})"
+    default_branch = (
+        "    if " + " and ".join(f"(_is_number({o.name}) and {o.name} == {o.default!r})" for o in special) + ":\n"
+        f"        return _jitted_default({arrays}, {', '.join(f'{k}={k}' for k in keywords)})\n"
+        if special else ""
+    )
     source = (
         f"def {spec.name}({parameters}):\n"
         f"{numbers}"
         f"{checks}"
-        f"    return _jitted({arrays}, {', '.join(f'{k}={k}' for k in keywords)})\n"
+        f"{default_branch}"
+        f"    return {call}\n"
     )
-    scope = {"_jitted": jitted, "_is_number": _is_python_number, "_is_readable_scalar": _is_readable_scalar,
+    scope = {"_jitted": jitted, "_jitted_default": jitted_default, "_is_number": _is_python_number, "_is_readable_scalar": _is_readable_scalar,
              "_options": {o.name: o for o in spec.options}, "_jnp": jax.numpy,
              "_number_arrays": spec.extra.get("number_arrays", {})}
     exec(compile(source, f"<lossy_jax.{spec.name}>", "exec"), scope)
@@ -79,6 +94,7 @@ def _make(spec: LossSpec):
     function.__module__ = __name__
     function.__doc__ = f"``lossy_core.{spec.name}`` compiled with ``jax.jit``.\n\n{inspect.getdoc(spec.function)}"
     function.jitted = jitted  # the compiled function, e.g. for ``jitted._cache_size()``
+    function.jitted_default = jitted_default  # the specialisation for default hyperparameters, or None
     return function
 
 
