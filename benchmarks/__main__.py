@@ -30,6 +30,7 @@ from .cases import Case, headline_cases, registry_cases
 from .variants import available_variants, build
 
 DEFAULT_OUT = "benchmark-results"
+SETTLE_S = 0.005
 
 
 def time_variants(case: Case, variants, samples: int, rounds: int) -> dict:
@@ -48,6 +49,12 @@ def time_variants(case: Case, variants, samples: int, rounds: int) -> dict:
         collected = {name: [] for name in runs}
         for _ in range(rounds):
             for name, run in runs.items():
+                # Two untimed calls and a short pause before each batch: the previous variant's
+                # worker threads (torch's OpenMP pool spins after each op, XLA has its own pool)
+                # go idle, and this variant's caches are warm.
+                run()
+                run()
+                time.sleep(SETTLE_S)
                 for _ in range(samples):
                     start = time.perf_counter()
                     run()
