@@ -103,7 +103,23 @@ def versions() -> dict:
     return out
 
 
+# glibc's default malloc returns large freed blocks to the OS, so each eager call page-faults
+# its temporaries anew and timings of 32 MB temporaries swing up to 3x between runs; these
+# settings keep freed memory in the process (performance-findings.md). The memory
+# measurement's child processes run without them.
+MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
+
+
+def _reexec_with_malloc_tunables(argv) -> None:
+    """Restart this command with MALLOC_TUNABLES unless the caller set GLIBC_TUNABLES."""
+    if sys.platform != "linux" or "GLIBC_TUNABLES" in os.environ or argv is not None:
+        return
+    environment = dict(os.environ, GLIBC_TUNABLES=MALLOC_TUNABLES)
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks", *sys.argv[1:]], environment)
+
+
 def main(argv=None) -> int:
+    _reexec_with_malloc_tunables(argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples; no memory measurement, no sweep")
     parser.add_argument("--case", help="run only cases whose id contains this text")
@@ -118,7 +134,8 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     variants = args.variants.split(",") if args.variants else available_variants()
     samples, rounds = (5, 3) if args.quick else (15, 7)
-    report = {"versions": versions(), "machine": machine(), "variants": variants, "cases": {}}
+    report = {"versions": versions(), "machine": machine(), "variants": variants, "cases": {},
+              "environment": {"GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES")}}
     if not args.sweep_only:
         cases = headline_cases() + ([] if args.no_registry else registry_cases())
         if args.case:
@@ -152,9 +169,15 @@ def main(argv=None) -> int:
 def machine() -> dict:
     import torch
 
+    model = None
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), None)
+    except OSError:  # not Linux
+        pass
     return {
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": model or platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }

@@ -7,6 +7,7 @@ Nothing here imports torch, jax or cupy: a framework is looked up in
 from __future__ import annotations
 
 import sys
+import warnings
 
 import array_api_compat
 
@@ -135,3 +136,13 @@ def quiet_floating_point(xp):
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def warn_user(message, stacklevel):
+    """``warnings.warn(message, UserWarning)`` as seen ``stacklevel`` frames up from the caller,
+    except while torch.compile traces: dynamo cannot trace a warning from outside torch (an error
+    under ``fullgraph=True``); the eager call warns as torch does."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.compiler.is_compiling():
+        return
+    warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)

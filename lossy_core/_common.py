@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
-
-from ._backend import shape_of
+from ._backend import shape_of, warn_user
 from ._validation import broadcast_shape, fmt_shape, is_floating
 
 
@@ -49,11 +47,10 @@ def broadcast_pair(xp, input, target, *, loss, warn=True):
             f"'input', {fmt_shape(input_shape)}"
         )
     if warn:
-        warnings.warn(
+        warn_user(
             f"Using a target size ({fmt_shape(target_shape)}) that is different to the input size "
             f"({fmt_shape(input_shape)}). This will likely lead to incorrect results due to broadcasting. "
             "Please ensure they have the same size.",
-            UserWarning,
             stacklevel=4,
         )
     return xp.broadcast_to(input, shape), xp.broadcast_to(target, shape)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
-
-from ._backend import device_of, quiet_floating_point, size_of
+from ._backend import device_of, quiet_floating_point, size_of, warn_user
 
 REDUCTIONS = ("none", "mean", "sum")
 KL_REDUCTIONS = ("none", "mean", "sum", "batchmean")
@@ -33,11 +31,8 @@ def legacy_reduction(size_average, reduce, emit_warning=True) -> str:
     else:
         reduction = "none"
     if emit_warning:
-        warnings.warn(
-            f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
-            UserWarning,
-            stacklevel=3,
-        )
+        warn_user(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
+             stacklevel=3)
     return reduction
 
 

@@ -493,6 +493,16 @@ def test_compile_fullgraph_under_no_grad(name, fresh_dynamo):
         _assert_close(compiled(*arrays), getattr(F, name)(*arrays, **kw), rtol=1e-12, atol=1e-12)
 
 
+def test_compile_fullgraph_kl_div_mean_warning(fresh_dynamo):
+    """kl_div's reduction='mean' warning (torch's) does not break the graph under fullgraph=True."""
+    log_q = torch.log_softmax(torch.randn(4, 5, dtype=torch.float64), 1)
+    p = torch.softmax(torch.randn(4, 5, dtype=torch.float64), 1)
+    compiled = torch.compile(lambda a, b: LF.kl_div(a, b, reduction="mean"), fullgraph=True, backend="aot_eager")
+    with pytest.warns(UserWarning, match="batchmean"):
+        expected = F.kl_div(log_q, p, reduction="mean")
+    _assert_close(compiled(log_q, p), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_compile_module_instance(fresh_dynamo):
     arrays, _, ctor = _case("cross_entropy", dtype=torch.float64, seed=5)
     module = lossy_torch.CrossEntropyLoss(**ctor)

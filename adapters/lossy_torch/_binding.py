@@ -16,6 +16,7 @@ import torch
 from torch.nn.modules.loss import _Loss
 
 from lossy_core import REQUIRED, LossSpec, legacy_reduction
+from lossy_core._backend import warn_user
 
 _UNSAFE_AUTOCAST = (
     "{name} is unsafe to autocast: under CUDA autocast, pass logits to "
@@ -46,9 +47,12 @@ def call(spec: LossSpec, arrays, options, reduction_warnings=True):
     autocast's float32 list), so floating inputs are cast to float32 and the
     formula runs with autocast disabled.
     """
-    for reduction, message in spec.torch.reduction_warnings if reduction_warnings else ():
-        if options.get("reduction") == reduction:
-            warnings.warn(message, UserWarning, stacklevel=3)
+    # lossy_core's warn_user: not while torch.compile traces (dynamo cannot trace warnings.warn from
+    # outside torch; fullgraph=True would fail); the eager call warns as torch does.
+    if reduction_warnings and spec.torch.reduction_warnings:
+        for reduction, message in spec.torch.reduction_warnings:
+            if options.get("reduction") == reduction:
+                warn_user(message, stacklevel=3)
     # Fast path, the common case: no autocast anywhere (one cheap check; it matters for small batches).
     if _ANY_AUTOCAST is not None and not torch.compiler.is_compiling() and not _ANY_AUTOCAST():
         return spec.function(*arrays, **options)
