@@ -90,6 +90,10 @@ def _lossy_torch(case):
 def _compiled(function):
     import torch
 
+    # dynamo keeps its compiled graphs per code object, with a limit of 8 recompiles: every case
+    # (shapes, options) and mode (grad or not) of the same loss is one more, so the benchmark
+    # starts each case from empty caches.
+    torch._dynamo.reset()
     return torch.compile(function, fullgraph=True, dynamic=False)
 
 
