@@ -43,6 +43,9 @@ def device_of(x):
     """The device of array ``x`` (``None`` for a jax tracer): pass it as ``device=`` to every
     array a formula creates, so that results stay on the input's device (CuPy, a second
     array_api_strict device) and nothing is combined across devices."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.device  # array-api-compat's lookup runs lru_cached type checks (torch.compile warns)
     return array_api_compat.device(x)
 
 
