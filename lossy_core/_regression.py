@@ -210,10 +210,18 @@ def smooth_l1_loss(input, target, /, *, beta=1.0, reduction="mean"):
         return l1_loss(input, target, reduction=reduction)
     _require_floating_pair(xp, input, target, "smooth_l1_cpu")
     out_dtype = xp.result_type(input, target)
-    distance = _absolute(xp, _difference(xp, input, target, loss="smooth_l1_loss"))
-    # d - q + q^2 / (2 beta) with q = min(d, beta): no division by a zero beta when it is traced.
-    clipped = xp.clip(distance, max=beta) if is_number(beta) else xp.minimum(distance, beta)
-    safe_beta = beta if is_number(beta) else xp.where(beta > 0, beta, xp.ones_like(beta))
+    difference = _difference(xp, input, target, loss="smooth_l1_loss")
+    if is_number(beta):
+        # beta > 0 here: smooth_l1 is huber(delta=beta) / beta, with Huber's fast forms and gradient.
+        count = size_of(difference)
+        if reduction != "none" and count > 0:
+            total = _huber_total(xp, difference, beta) / beta
+            return _finish(xp, total if reduction == "sum" else total / count, out_dtype)
+        return _finish(xp, reduce(xp, _huber_terms(xp, difference, beta) / beta, reduction), out_dtype)
+    # A traced beta (jax): d - q + q^2 / (2 beta) with q = min(d, beta), no division by a zero beta.
+    distance = _absolute(xp, difference)
+    clipped = xp.minimum(distance, beta)
+    safe_beta = xp.where(beta > 0, beta, xp.ones_like(beta))
     error = distance - clipped + 0.5 * clipped * clipped / safe_beta
     error = poison(xp, error, bad_beta)
     return _finish(xp, reduce(xp, error, reduction), out_dtype)
