@@ -50,9 +50,17 @@ class CustomGradient:
     """
 
     def __init__(self, forward, backward, name, residuals=False, torch_only=False):
-        self.forward = forward
-        self.backward = backward
-        self.residuals = residuals
+        if not residuals:  # one binding below: the plain form is the residual form saving nothing
+            plain_forward, plain_backward = forward, backward
+
+            def forward(xp, *arrays):
+                return plain_forward(xp, *arrays), ()
+
+            def backward(xp, arrays, saved, upstream, needs):
+                return plain_backward(xp, arrays, upstream, needs)
+
+        self.forward = forward  # always ``(output, saved)``
+        self.backward = backward  # always ``(xp, arrays, saved, upstream, needs)``
         self.torch_only = torch_only
         self.__name__ = name
         self._torch_function = None
@@ -63,12 +71,10 @@ class CustomGradient:
 
     def __call__(self, xp, *arrays):
         if is_torch(xp) and _torch_grad_enabled():
-            out = self._torch()(*arrays)
-            return out[0] if self.residuals else out
+            return self._torch()(*arrays)[0]
         if is_jax(xp) and not self.torch_only:
             return self._jax()(*arrays)
-        out = self.forward(xp, *arrays)
-        return out[0] if self.residuals else out
+        return self.forward(xp, *arrays)[0]
 
     def _torch(self):
         if self._torch_function is None:
@@ -77,45 +83,29 @@ class CustomGradient:
 
             forward, backward = self.forward, self.backward
 
-            if self.residuals:
-                class Function(torch.autograd.Function):
-                    generate_vmap_rule = True
+            class Function(torch.autograd.Function):
+                generate_vmap_rule = True
 
-                    @staticmethod
-                    def forward(*arrays):
-                        output, saved = forward(torch_xp, *arrays)
-                        return (output, *saved)
+                @staticmethod
+                def forward(*arrays):
+                    output, saved = forward(torch_xp, *arrays)
+                    return (output, *saved)
 
-                    @staticmethod
-                    def setup_context(ctx, inputs, output):
-                        ctx.mark_non_differentiable(*output[1:])
-                        # Tensors are saved the autograd way; Python numbers (a hyperparameter) kept as is.
-                        everything = (*inputs, *output[1:])
-                        ctx.save_for_backward(*(x for x in everything if isinstance(x, torch.Tensor)))
-                        ctx.layout = [None if isinstance(x, torch.Tensor) else x for x in everything]
-                        ctx.count = len(inputs)
+                @staticmethod
+                def setup_context(ctx, inputs, output):
+                    ctx.mark_non_differentiable(*output[1:])
+                    # Tensors are saved the autograd way; Python numbers (a hyperparameter) kept as is.
+                    everything = (*inputs, *output[1:])
+                    ctx.save_for_backward(*(x for x in everything if isinstance(x, torch.Tensor)))
+                    ctx.layout = [None if isinstance(x, torch.Tensor) else x for x in everything]
+                    ctx.count = len(inputs)
 
-                    @staticmethod
-                    def backward(ctx, upstream, *unused):
-                        tensors = iter(ctx.saved_tensors)
-                        everything = tuple(next(tensors) if x is None else x for x in ctx.layout)
-                        arrays, saved = everything[:ctx.count], everything[ctx.count:]
-                        return tuple(backward(torch_xp, arrays, saved, upstream, ctx.needs_input_grad))
-            else:
-                class Function(torch.autograd.Function):
-                    generate_vmap_rule = True
-
-                    @staticmethod
-                    def forward(*arrays):
-                        return forward(torch_xp, *arrays)
-
-                    @staticmethod
-                    def setup_context(ctx, inputs, output):
-                        ctx.save_for_backward(*inputs)
-
-                    @staticmethod
-                    def backward(ctx, upstream):
-                        return tuple(backward(torch_xp, ctx.saved_tensors, upstream, ctx.needs_input_grad))
+                @staticmethod
+                def backward(ctx, upstream, *unused):
+                    tensors = iter(ctx.saved_tensors)
+                    everything = tuple(next(tensors) if x is None else x for x in ctx.layout)
+                    arrays, saved = everything[:ctx.count], everything[ctx.count:]
+                    return tuple(backward(torch_xp, arrays, saved, upstream, ctx.needs_input_grad))
 
             Function.__name__ = Function.__qualname__ = self.__name__
             self._torch_function = Function.apply
@@ -126,23 +116,19 @@ class CustomGradient:
             import jax
             import jax.numpy as jnp
 
-            forward, backward, residuals = self.forward, self.backward, self.residuals
+            forward, backward = self.forward, self.backward
 
             @jax.custom_vjp
             def function(*arrays):
-                return forward(jnp, *arrays)[0] if residuals else forward(jnp, *arrays)
+                return forward(jnp, *arrays)[0]
 
             def function_fwd(*arrays):
-                if residuals:
-                    output, saved = forward(jnp, *arrays)
-                    return output, (saved, arrays)
-                return forward(jnp, *arrays), (arrays, arrays)
+                output, saved = forward(jnp, *arrays)
+                return output, (saved, arrays)
 
             def function_bwd(carried, upstream):
                 saved, arrays = carried
-                needs = (True,) * len(arrays)
-                grads = (backward(jnp, arrays, saved, upstream, needs) if residuals
-                         else backward(jnp, arrays, upstream, needs))
+                grads = backward(jnp, arrays, saved, upstream, (True,) * len(arrays))
                 return tuple(jnp.zeros_like(a) if g is None else g for a, g in zip(arrays, grads))
 
             function.defvjp(function_fwd, function_bwd)
