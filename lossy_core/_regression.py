@@ -195,6 +195,16 @@ def _huber_total(xp, difference, delta):
     return vecdot(xp, clipped, flat) - 0.5 * vecdot(xp, clipped, clipped), (clipped,)
 
 
+def _reduced_huber(xp, difference, delta, reduction):
+    """``reduce(huber terms of d, reduction)``: the summed form for ``'sum'``/``'mean'`` of a
+    non-empty ``d`` (no per-element terms), the terms otherwise."""
+    count = size_of(difference)
+    if reduction != "none" and count > 0:
+        total = _huber_total(xp, difference, delta)
+        return total if reduction == "sum" else total / count
+    return reduce(xp, _huber_terms(xp, difference, delta), reduction)
+
+
 def smooth_l1_loss(input, target, /, *, beta=1.0, reduction="mean"):
     """Smooth L1: ``loss_i = 0.5 d_i^2 / beta`` if ``d_i < beta`` else ``d_i - 0.5 beta``, ``d = |input - target|``.
 
@@ -213,11 +223,7 @@ def smooth_l1_loss(input, target, /, *, beta=1.0, reduction="mean"):
     difference = _difference(xp, input, target, loss="smooth_l1_loss")
     if is_number(beta):
         # beta > 0 here: smooth_l1 is huber(delta=beta) / beta, with Huber's fast forms and gradient.
-        count = size_of(difference)
-        if reduction != "none" and count > 0:
-            total = _huber_total(xp, difference, beta) / beta
-            return _finish(xp, total if reduction == "sum" else total / count, out_dtype)
-        return _finish(xp, reduce(xp, _huber_terms(xp, difference, beta) / beta, reduction), out_dtype)
+        return _finish(xp, _reduced_huber(xp, difference, beta, reduction) / beta, out_dtype)
     # A traced beta (jax): d - q + q^2 / (2 beta) with q = min(d, beta), no division by a zero beta.
     distance = _absolute(xp, difference)
     clipped = xp.minimum(distance, beta)
@@ -244,14 +250,9 @@ def huber_loss(input, target, /, *, delta=1.0, weight=None, reduction="mean"):
     _require_floating_pair(xp, input, target, "huber_cpu")
     out_dtype = input.dtype
     difference = _difference(xp, input, target, loss="huber_loss")
-    count = size_of(difference)
-    if weight is None and reduction != "none" and count > 0:
-        total = poison(xp, _huber_total(xp, difference, delta), bad_delta)
-        return _finish(xp, total if reduction == "sum" else total / count, out_dtype)
-    error = poison(xp, _huber_terms(xp, difference, delta), bad_delta)
-    if weight is None:
-        return _finish(xp, reduce(xp, error, reduction), out_dtype)
-    error = _finish(xp, error, out_dtype)
+    if weight is None:  # a traced bad delta is a scalar mask: poisoning the reduced value is the same
+        return _finish(xp, poison(xp, _reduced_huber(xp, difference, delta, reduction), bad_delta), out_dtype)
+    error = _finish(xp, poison(xp, _huber_terms(xp, difference, delta), bad_delta), out_dtype)
     if is_floating(xp, weight):
         out_dtype = xp.result_type(out_dtype, weight.dtype)
     weighted = upcast(xp, as_float(xp, error, out_dtype)) * upcast(xp, as_float(xp, weight, out_dtype))
