@@ -73,10 +73,10 @@ def _make(spec: LossSpec):
     special = [o for o in traced if o.specialize_default]
     jitted_default = (jax.jit(spec.function, static_argnames=spec.static_options + tuple(o.name for o in special))
                       if special else None)
-    call = f"_jitted({arrays}, {', '.join(f'{k}={k}' for k in keywords)})"
+    arguments = f"{arrays}, {', '.join(f'{k}={k}' for k in keywords)}"
     default_branch = (
         "    if " + " and ".join(f"(_is_number({o.name}) and {o.name} == {o.default!r})" for o in special) + ":\n"
-        f"        return _jitted_default({arrays}, {', '.join(f'{k}={k}' for k in keywords)})\n"
+        f"        return _jitted_default({arguments})\n"
         if special else ""
     )
     source = (
@@ -84,9 +84,10 @@ def _make(spec: LossSpec):
         f"{numbers}"
         f"{checks}"
         f"{default_branch}"
-        f"    return {call}\n"
+        f"    return _jitted({arguments})\n"
     )
-    scope = {"_jitted": jitted, "_jitted_default": jitted_default, "_is_number": _is_python_number, "_is_readable_scalar": _is_readable_scalar,
+    scope = {"_jitted": jitted, "_jitted_default": jitted_default, "_is_number": _is_python_number,
+             "_is_readable_scalar": _is_readable_scalar,
              "_options": {o.name: o for o in spec.options}, "_jnp": jax.numpy,
              "_number_arrays": spec.extra.get("number_arrays", {})}
     exec(compile(source, f"<lossy_jax.{spec.name}>", "exec"), scope)
