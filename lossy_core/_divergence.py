@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._backend import dtype_name, namespace, quiet_floating_point, shape_of
 from ._common import as_float, broadcast_pair, gradient_like, upcast
-from ._primitives import xlogy
+from ._primitives import xlogx
 from ._reductions import KL_REDUCTIONS, check_reduction, reduce, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import is_floating
@@ -35,7 +35,7 @@ def kl_div(input, target, /, *, reduction="mean", log_target=False):
     if log_target:
         terms = xp.exp(p) * (p - log_q)
     else:
-        terms = xlogy(xp, p, p) - p * log_q
+        terms = xlogx(xp, p) - p * log_q
     if reduction == "batchmean":
         total = xp.sum(terms)
         with quiet_floating_point(xp):  # an empty batch is 0/0 = NaN, as in torch

@@ -122,6 +122,16 @@ def _generic_log_sigmoid(xp, x):
     return -xp.logaddexp(xp.zeros_like(x), -x)
 
 
+def _fused_log1p_exp_negative_abs(xp, x):
+    # log(1 + e^-|x|) in (0, log 2]: with max(x, 0) or min(x, 0) beside it, softplus and
+    # log_sigmoid without overflow. Four elementwise ops that XLA fuses into one pass, 2x faster
+    # than jax.nn's logaddexp form, whose NaN select keeps XLA CPU from vectorising it
+    # (sigmoid BCE 8192x80 forward 1.09 -> 0.54 ms, jax 0.10 CPU). -|x| is written min(x, -x):
+    # autodiff splits a tie evenly, so its slope at x = 0 is 0 (jax's d|x| is 1 there), and with
+    # max(x, 0)'s 1/2 the slope of softplus and log_sigmoid at 0 is exactly 1/2.
+    return xp.log1p(xp.exp(xp.minimum(x, -x)))
+
+
 def log_sigmoid(xp, x):
     """``log(sigmoid(x)) = -softplus(-x)``, finite for any finite ``x``."""
     if is_torch(xp):
@@ -129,9 +139,7 @@ def log_sigmoid(xp, x):
 
         return torch.nn.functional.logsigmoid(x)
     if is_jax(xp):
-        import jax
-
-        return jax.nn.log_sigmoid(x)
+        return xp.minimum(x, 0.0) - _fused_log1p_exp_negative_abs(xp, x)
     return _generic_log_sigmoid(xp, x)
 
 
@@ -146,32 +154,57 @@ def softplus(xp, x):
     # it returns x itself (off by up to e^-20) above the default threshold 20. torch.logaddexp,
     # which the generic body calls, is exact.
     if is_jax(xp):
-        import jax
-
-        return jax.nn.softplus(x)
+        return xp.maximum(x, 0.0) + _fused_log1p_exp_negative_abs(xp, x)
     return _generic_softplus(xp, x)
 
 
-# -- xlogy -------------------------------------------------------------------------
+# -- xlogx -------------------------------------------------------------------------
 
-def _generic_xlogy(xp, x, y):
-    # 0 * log(0) is 0, as in torch.xlogy and scipy.special.xlogy; NaN in y stays NaN.
-    zero = xp.zeros_like(x * y)
+def _generic_xlogx(xp, x):
+    # 0 * log(0) is 0, as in torch.xlogy(x, x); negative x gives NaN (log of a negative).
     with quiet_floating_point(xp):
-        return xp.where((x == 0) & ~xp.isnan(y), zero, x * xp.log(y))
+        return xp.where(x == 0, xp.zeros_like(x), x * xp.log(x))
 
 
-def xlogy(xp, x, y):
-    """``x * log(y)``, with ``0 * log(0) = 0``."""
+_JAX_XLOGX = None
+
+
+def _jax_xlogx():
+    """``x log x`` without a select, for XLA: a select keeps XLA CPU from fusing the terms into
+    the reduction that follows them (they are written out first), which made kl_div's forward
+    1.6x slower at 8192x1000 (jax 0.10 CPU). ``max(x, tiny) + 2 min(x, 0)`` is ``x`` for
+    ``x >= tiny``, the smallest normal number (a positive value for which ``0 * log`` is 0) at
+    ``x = 0``, and negative for any normal ``x < 0`` (NaN from the log, as in torch). Subnormal
+    ``x`` count as 0: XLA flushes them to zero. The derivative is torch's for ``xlogy(x, x)``:
+    ``log x`` where ``x != 0`` (0 at 0) plus ``x / x`` (NaN at 0)."""
+    global _JAX_XLOGX
+    if _JAX_XLOGX is None:
+        import jax
+        import jax.numpy as jnp
+
+        @jax.custom_jvp
+        def xlogx(x):
+            tiny = jnp.finfo(x.dtype).tiny
+            return x * jnp.log(jnp.maximum(x, tiny) + 2 * jnp.minimum(x, 0))
+
+        @xlogx.defjvp
+        def xlogx_jvp(primals, tangents):
+            (x,), (x_dot,) = primals, tangents
+            return xlogx(x), x_dot * (jnp.where(x == 0, 0, jnp.log(x)) + x / x)
+
+        _JAX_XLOGX = xlogx
+    return _JAX_XLOGX
+
+
+def xlogx(xp, x):
+    """``x * log(x)``, with ``0 * log(0) = 0`` (``torch.xlogy(x, x)``)."""
     if is_torch(xp):
         import torch
 
-        return torch.xlogy(x, y)
+        return torch.xlogy(x, x)
     if is_jax(xp):
-        import jax.scipy.special
-
-        return jax.scipy.special.xlogy(x, y)
-    return _generic_xlogy(xp, x, y)
+        return _jax_xlogx()(x)
+    return _generic_xlogx(xp, x)
 
 
 # -- vecdot -------------------------------------------------------------------------

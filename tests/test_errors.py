@@ -412,11 +412,11 @@ def _tripwire(name):
 # The compute entry points of the formulas, patched where the family modules look them up.
 _COMPUTE = {
     "lossy_core._primitives": ("logsumexp", "log_softmax", "log_softmax_picks", "log_sigmoid", "softplus",
-                               "xlogy", "take_along_axis", "one_hot", "class_axis_view"),
+                               "xlogx", "take_along_axis", "one_hot", "class_axis_view"),
     "lossy_core._classification": ("log_softmax", "log_softmax_picks", "take_along_axis", "class_axis_view",
                                    "mean", "reduce_weighted", "_class_terms"),
     "lossy_core._binary": ("log_sigmoid", "_clamped_bce_terms", "reduce"),
-    "lossy_core._divergence": ("xlogy", "reduce"),
+    "lossy_core._divergence": ("xlogx", "reduce"),
     "lossy_core._regression": ("_huber_terms", "reduce", "reduce_weighted", "_weighted_reduce"),
 }
 
