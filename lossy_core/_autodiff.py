@@ -17,12 +17,16 @@ _INSTANCES: list["CustomGradient"] = []
 
 
 def bind_torch():
-    """Build every torch.autograd.Function now.
+    """Build every torch.autograd.Function now, and look up torch's CPU vector width.
 
     A class cannot be created while torch.compile traces (dynamo refuses
-    ``__build_class__``), so lossy_torch calls this on import, and a
-    CustomGradient created after torch is imported builds its Function at once.
+    ``__build_class__``), nor can the capability lookup be traced, so lossy_torch
+    calls this on import, and a CustomGradient created after torch is imported
+    builds its Function at once.
     """
+    from ._primitives import torch_cpu_vector_bytes
+
+    torch_cpu_vector_bytes()
     for instance in _INSTANCES:
         instance._torch()
 

@@ -6,6 +6,7 @@ Nothing here imports torch, jax or cupy: a framework is looked up in
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 
@@ -19,12 +20,19 @@ def namespace(*arrays):
     with ``functools.lru_cache``, which torch.compile warns about and traces
     through on every call.
     """
+    torch = sys.modules.get("torch")
+    if torch is not None:  # a plain loop: this runs on every call, it matters for small batches
+        tensors = other = 0
+        for a in arrays:
+            if isinstance(a, torch.Tensor):
+                tensors += 1
+            elif a is not None and not isinstance(a, (bool, int, float, complex)):
+                other += 1
+        if tensors and not other:
+            return _torch_namespace()
     present = [a for a in arrays if a is not None and not isinstance(a, (bool, int, float, complex))]
     if not present:
         raise TypeError("expected at least one array argument, got none")
-    torch = sys.modules.get("torch")
-    if torch is not None and all(isinstance(a, torch.Tensor) for a in present):
-        return _torch_namespace()
     return array_api_compat.array_namespace(*present)
 
 
@@ -97,7 +105,9 @@ def shape_of(x) -> tuple[int, ...]:
     shape = x.shape
     if type(shape) is tuple:  # numpy, jax, cupy: already Python ints
         return shape
-    return tuple(map(int, shape))  # torch.Size (symbolic sizes under torch.compile become ints)
+    if not sys.modules["torch"].compiler.is_compiling():
+        return tuple(shape)  # an eager torch.Size holds Python ints
+    return tuple(map(int, shape))  # symbolic sizes under torch.compile become ints
 
 
 def size_of(x) -> int:
@@ -132,13 +142,14 @@ def quiet_floating_point(xp):
     torch and jax never warn there; the formulas clamp or mask those values, and a
     0/0 mean (every target ignored) is NaN by torch's definition.
     """
-    if is_numpy(xp):
+    if is_numpy(xp) or getattr(xp, "__name__", None) == "array_api_strict":  # NumPy underneath
         import numpy
 
         return numpy.errstate(divide="ignore", invalid="ignore")
-    import contextlib
+    return _NO_CONTEXT
 
-    return contextlib.nullcontext()
+
+_NO_CONTEXT = contextlib.nullcontext()  # reusable, and one allocation fewer per call
 
 
 def warn_user(message, stacklevel):

@@ -205,12 +205,16 @@ def _as_batch(xp, input, target):
     return xp.expand_dims(input, axis=0), xp.reshape(target, (1,)), True
 
 
-def _reduce_class_terms(xp, terms, target_weights, reduction, single, out_dtype, negated=False):
+def _reduce_class_terms(xp, terms, target_weights, reduction, single, out_dtype, negated=False, count=None):
     """Reduce the per-position terms; ``negated``: ``terms`` hold ``-loss`` (the sign is applied
-    here, folded into the ``'mean'`` division: ``-(s / n)`` is exactly ``s / -n``)."""
-    if reduction == "none" and single:
-        terms = xp.reshape(terms, ())
-    if reduction == "none":
+    here, folded into the ``'mean'`` division: ``-(s / n)`` is exactly ``s / -n``). With
+    ``count`` (no weights, every position kept), ``terms`` is already their sum over ``count``
+    positions and ``reduction`` is ``'sum'`` or ``'mean'``."""
+    if count is not None:
+        value = terms / (-count if negated else count) if reduction == "mean" else (-terms if negated else terms)
+    elif reduction == "none" and single:
+        value = -xp.reshape(terms, ()) if negated else xp.reshape(terms, ())
+    elif reduction == "none":
         value = -terms if negated else terms
     elif reduction == "sum":
         value = -xp.sum(terms) if negated else xp.sum(terms)
@@ -369,10 +373,15 @@ def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction
     logits = upcast(xp, batched_input)
     index = _class_index(xp, batched_target, checked)
     class_weights = None if weight is None else class_axis_view(xp, upcast(xp, weight), logits.ndim, 1)
-    picked, summed = log_softmax_picks(xp, logits, index, 1, weights=class_weights, with_sum=smoothing)
     # Every position kept (known for readable targets): the terms stay log-likelihoods and the
-    # reduction applies the sign.
+    # reduction applies the sign. Without weights or smoothing, 'sum' and 'mean' need only the
+    # picks' total.
     negated = kept is None
+    if negated and weight is None and not smoothing and reduction != "none":
+        total, _ = log_softmax_picks(xp, logits, index, 1, total=True)
+        return _reduce_class_terms(xp, total, None, reduction, single, input.dtype, negated=True,
+                                   count=size_of(index))
+    picked, summed = log_softmax_picks(xp, logits, index, 1, weights=class_weights, with_sum=smoothing)
     terms, target_weights = _weighted_class_terms(xp, picked, index, weight, kept, negate=not negated)
     if smoothing:
         uniform_terms = summed if negated else -summed

@@ -20,7 +20,8 @@ def fmt_shape(shape) -> str:
 
 
 def is_floating(xp, x) -> bool:
-    return xp.isdtype(x.dtype, "real floating")
+    floating = getattr(x.dtype, "is_floating_point", None)  # a torch dtype: what isdtype reads
+    return floating if floating is not None else xp.isdtype(x.dtype, "real floating")
 
 
 def is_integer(xp, x) -> bool:

@@ -290,19 +290,38 @@ def test_class_axis_view(xp):
 
 # -- log_softmax_picks / vecdot ---------------------------------------------------------
 
+# 5 classes: narrower than a vector register, so torch on CPU takes the log-probabilities of the
+# transposed view; 40 (the rows tiled, edge rows kept): the last-axis kernel.
+PICK_WIDTHS = [5, 40]
+PICK_INDICES = np.array([0, 4, 2, 1, 3, 2, 0, 4, 1])
+
+
+def _pick_rows(width):
+    return np.tile(_rows(), (1, width // 5))
+
+
+@pytest.mark.parametrize("width", PICK_WIDTHS)
+def test_log_softmax_picks_paths(width):
+    """Both torch CPU paths are exercised: 5 classes is below a register, 40 is not."""
+    for dtype in (torch.float32, torch.float64):
+        x = torch.from_numpy(_pick_rows(width)).to(dtype)
+        assert P._short_last_axis_on_torch_cpu(x, 1) == (width == 5)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_log_softmax_picks(xp, dtype, weighted):
-    """Picked log-probabilities and their weighted class sum equal torch's float64 log_softmax,
-    gathered and summed, on the edge rows too (+inf or all -inf rows give NaN, as in torch)."""
-    values = _rows().astype(dtype)
-    indices = np.array([0, 4, 2, 1, 3, 2, 0, 4, 1])[: values.shape[0]]
-    weights = np.array([0.5, 1.0, 2.0, 0.25, 1.5])
+@pytest.mark.parametrize("width", PICK_WIDTHS)
+def test_log_softmax_picks(xp, dtype, weighted, width):
+    """Picked log-probabilities, their total and their weighted class sum equal torch's float64
+    log_softmax, gathered and summed, on the edge rows too (+inf or all -inf rows give NaN)."""
+    values = _pick_rows(width).astype(dtype)
+    indices = PICK_INDICES[: values.shape[0]]
+    weights = np.tile(np.array([0.5, 1.0, 2.0, 0.25, 1.5]), width // 5)
     log_probs = torch.log_softmax(torch.from_numpy(values.astype(np.float64)), dim=1)
     expected_picked = log_probs.gather(1, torch.from_numpy(indices)[:, None])[:, 0].numpy()
     expected_sum = (log_probs * (torch.from_numpy(weights) if weighted else 1.0)).sum(1).numpy()
     x, i = xp.asarray(values), xp.asarray(indices)
-    w = xp.reshape(xp.asarray(weights.astype(dtype)), (1, 5)) if weighted else None
+    w = xp.reshape(xp.asarray(weights.astype(dtype)), (1, width)) if weighted else None
     for fn in (P.log_softmax_picks, lambda *a, **k: P._generic_log_softmax_picks(*a, k["weights"], k["with_sum"])):
         picked, summed = fn(xp, x, i, 1, weights=w, with_sum=True)
         assert tuple(picked.shape) == (values.shape[0],) and picked.dtype == x.dtype
@@ -313,26 +332,41 @@ def test_log_softmax_picks(xp, dtype, weighted):
     picked, summed = P.log_softmax_picks(xp, x, i, 1)
     assert summed is None
     close(picked, expected_picked, dtype)
+    # total=True: the picks' sum, over the finite rows (the NaN rows would make it NaN) too
+    finite = np.isfinite(expected_picked)
+    total, _ = P.log_softmax_picks(xp, x, i, 1, total=True)
+    assert tuple(total.shape) == () and math.isnan(float(to_numpy(total)))
+    total, _ = P.log_softmax_picks(xp, xp.asarray(values[finite]), xp.asarray(indices[finite]), 1, total=True)
+    close(total, expected_picked[finite].sum(), dtype)
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gradient_of_log_softmax_picks(framework, dtype):
-    """The delegated picks (torch: gather from log_softmax) differentiate like the generic form."""
-    indices = np.array([0, 4, 2, 1, 3, 2, 0, 4, 1])
-    weights = np.linspace(0.5, 2.0, 5)
+@pytest.mark.parametrize("width", PICK_WIDTHS)
+def test_gradient_of_log_softmax_picks(framework, dtype, width):
+    """The delegated picks (torch: gather from log_softmax) differentiate like the generic form,
+    and so does their total."""
+    weights = np.linspace(0.5, 2.0, width)
 
     def make(fn):
         def loss(xp, x):
-            w = xp.astype(xp.asarray(weights.reshape(1, 5)), x.dtype)
-            picked, summed = fn(xp, x, xp.asarray(indices[: x.shape[0]]), 1, w, True)
+            w = xp.astype(xp.asarray(weights.reshape(1, width)), x.dtype)
+            picked, summed = fn(xp, x, xp.asarray(PICK_INDICES[: x.shape[0]]), 1, w, True)
             return picked * 1.5 + summed
         return loss
 
+    # The total over the three random rows: one NaN row would make every gradient NaN.
+    def total(xp, x):
+        return P.log_softmax_picks(xp, x[:3], xp.asarray(PICK_INDICES[:3]), 1, total=True)[0]
+
+    def total_generic(xp, x):
+        return xp.sum(P._generic_log_softmax_picks(xp, x[:3], xp.asarray(PICK_INDICES[:3]), 1, None, False)[0])
+
     grad = _torch_grad if framework == "torch" else _jax_grad
-    values = _rows()
+    values = _pick_rows(width)
     _compare_gradients(grad(make(P.log_softmax_picks), values, dtype),
                        grad(make(P._generic_log_softmax_picks), values, dtype), dtype, values)
+    _compare_gradients(grad(total, values, dtype), grad(total_generic, values, dtype), dtype, values)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
