@@ -37,16 +37,21 @@ def _finite_everywhere(name, x, y, options):
     """Value and input gradient are finite on numpy (analytic), torch (autograd) and jax (grad)."""
     loss = getattr(lossy_core, name)
     rtol = 1e-10 if x.dtype == np.float64 else 1e-5
+    # Where terms of order 1 cancel to a zero gradient (x = 0, y = 1/2), a different but equally
+    # exact order of operations leaves a rounding residue: jax's autodiff of the select-free
+    # log_sigmoid gives -1.4e-17 for asymmetric_loss with gamma 1/2 (float64, measured), where the
+    # analytic gradient and torch give 0. The absolute tolerance is that resolution, not looser.
+    atol = 1e-14 if x.dtype == np.float64 else 1e-6
     value, grads = lossy_core.value_and_grad(loss)(x, y, **options)
     assert np.isfinite(value).all() and np.isfinite(grads["input"]).all(), (name, options)
     xt = torch.tensor(x, requires_grad=True)
     out = getattr(LF, name)(xt, torch.tensor(y), **options)
     out.backward()
     assert torch.isfinite(out).all() and torch.isfinite(xt.grad).all(), (name, options, xt.grad)
-    np.testing.assert_allclose(xt.grad.numpy(), grads["input"], rtol=rtol, atol=1e-300)
+    np.testing.assert_allclose(xt.grad.numpy(), grads["input"], rtol=rtol, atol=atol)
     gj = jax.grad(lambda a: getattr(lossy_jax, name)(a, jax.numpy.asarray(y), **options))(jax.numpy.asarray(x))
     assert np.isfinite(np.asarray(gj)).all(), (name, options)
-    np.testing.assert_allclose(np.asarray(gj), grads["input"], rtol=rtol, atol=1e-300)
+    np.testing.assert_allclose(np.asarray(gj), grads["input"], rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("gamma", GAMMAS)
