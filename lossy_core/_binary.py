@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from ._autodiff import custom_gradient
 from ._backend import dtype_name, namespace, quiet_floating_point, shape_of
-from ._common import as_float, gradient_like, upcast
+from ._common import as_float, gradient_like, spread_upstream, upcast
 from ._primitives import log_sigmoid
-from ._reductions import check_reduction, reduce, reduction_vjp
+from ._reductions import check_reduction, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
     data_check, fmt_shape, is_floating, poison, require_broadcastable_to, require_same_dtype,
@@ -188,8 +188,7 @@ def _bce_vjp(xp, arrays, options, upstream):
     """Per element: ``w * upstream'`` times ``_bce_backward`` (torch's clamped-term gradients)."""
     input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
     probability, label = upcast(xp, input), upcast(xp, target)
-    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, input.dtype)), probability.shape,
-                          options["reduction"])
+    scale = spread_upstream(xp, upstream, input.dtype, probability.shape, options["reduction"])
     if weight is not None:
         scale = scale * upcast(xp, as_float(xp, weight, input.dtype))
     grad_input, grad_target = _bce_backward(xp, (probability, label), scale, (True, True))
@@ -203,7 +202,7 @@ def _bce_with_logits_vjp(xp, arrays, options, upstream):
     dtype = xp.result_type(input, target)
     logits = upcast(xp, as_float(xp, input, dtype))
     labels = upcast(xp, as_float(xp, target, dtype))
-    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), logits.shape, options["reduction"])
+    scale = spread_upstream(xp, upstream, dtype, logits.shape, options["reduction"])
     if weight is not None:
         scale = scale * upcast(xp, as_float(xp, weight, dtype))
     positive_scale = None if pos_weight is None else upcast(xp, as_float(xp, pos_weight, dtype))

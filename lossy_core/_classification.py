@@ -12,9 +12,9 @@ from ._backend import (
     default_integer_dtype, device_of, dtype_name, is_concrete, is_number, namespace, quiet_floating_point, shape_of,
     size_of,
 )
-from ._common import as_float, compute_dtype, gradient_like, upcast
+from ._common import as_float, gradient_like, spread_upstream, upcast
 from ._primitives import class_axis_view, log_softmax, log_softmax_picks, one_hot, take_along_axis
-from ._reductions import check_reduction, mean, reduce, reduce_weighted, reduction_vjp
+from ._reductions import check_reduction, mean, reduce_weighted, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
     data_check, first_value, fmt_shape, index_bounds, is_floating, is_integer, poison, require_in_range,
@@ -475,7 +475,7 @@ def _probability_cross_entropy_vjp(xp, input, target, weight, reduction, amount,
                                                     class_axis)
     a = q if w is None else q * w
     position_shape = tuple(n for i, n in enumerate(shape_of(input)) if i != class_axis)
-    g = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, log_probs.dtype)), position_shape, reduction)
+    g = spread_upstream(xp, upstream, log_probs.dtype, position_shape, reduction)
     g = xp.expand_dims(g, axis=class_axis)
     grad_input = -g * (a - xp.exp(log_probs) * xp.sum(a, axis=class_axis, keepdims=True))
     with quiet_floating_point(xp):

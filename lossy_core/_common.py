@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._backend import shape_of, warn_user
+from ._reductions import reduction_vjp
 from ._validation import broadcast_shape, fmt_shape, is_floating
 
 
@@ -28,6 +29,13 @@ def upcast(xp, x):
 def as_float(xp, x, dtype):
     """``x`` in floating ``dtype`` (integer weights are accepted, as torch does)."""
     return x if x.dtype == dtype else xp.astype(x, dtype)
+
+
+def spread_upstream(xp, upstream, dtype, shape, reduction):
+    """The opening of a vector-Jacobian product: the gradient of the reduced output, in the
+    compute dtype of ``dtype``, spread over the per-element loss of ``shape`` by ``reduction``
+    (``reduction_vjp``: divided by the element count for ``'mean'``)."""
+    return reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), shape, reduction)
 
 
 def broadcast_pair(xp, input, target, *, loss, warn=True):

@@ -34,7 +34,7 @@ from ._backend import dtype_name, is_number, namespace, quiet_floating_point, sh
 from ._binary import (
     _bce_backward, _clamped_bce_terms, bce_with_logits_derivatives, bce_with_logits_terms, check_probability_arguments,
 )
-from ._common import as_float, gradient_like, upcast
+from ._common import as_float, gradient_like, spread_upstream, upcast
 from ._classification import (
     _as_batch, _check_index_target, _check_indices, _check_input, _check_weight, _class_axis, _class_terms,
     _index_coefficients, _reduce_class_terms, _upstream_per_position,
@@ -456,8 +456,7 @@ def _binary_focal_vjp(xp, arrays, options, upstream):
     with torch's BCE gradients (``_bce_backward``) and ``_probability_modulator_partials``."""
     input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
     probability, labels = upcast(xp, input), upcast(xp, target)
-    factor = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, input.dtype)), probability.shape,
-                           options["reduction"])
+    factor = spread_upstream(xp, upstream, input.dtype, probability.shape, options["reduction"])
     if weight is not None:
         factor = factor * upcast(xp, as_float(xp, weight, input.dtype))
     bce = _clamped_bce_terms(xp, probability, labels)
@@ -641,7 +640,7 @@ def _softmax_focal_vjp(xp, arrays, options, upstream):
         q = upcast(xp, as_float(xp, target, dtype))
         a = q if w is None else q * w
         position_shape = tuple(n for i, n in enumerate(shape_of(input)) if i != class_axis)
-        g = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, log_p.dtype)), position_shape, reduction)
+        g = spread_upstream(xp, upstream, log_p.dtype, position_shape, reduction)
         g = xp.expand_dims(g, axis=class_axis)
     else:
         class_axis = 1

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from ._backend import device_of, namespace, quiet_floating_point, shape_of
 from ._binary import binary_cross_entropy_with_logits
-from ._common import as_float, gradient_like, upcast
+from ._common import as_float, gradient_like, spread_upstream, upcast
 from ._primitives import log_sigmoid, log_softmax
-from ._reductions import check_reduction, reduce, reduction_vjp
+from ._reductions import check_reduction, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
     data_check, first_value, fmt_shape, is_floating, poison, require_broadcastable_to, require_in_range,
@@ -94,7 +94,7 @@ def d_log_gap(xp, logits, log_gap, tie, sign):
 
 
 def _scaled_upstream(xp, upstream, shape, reduction, dtype, weight):
-    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), shape, reduction)
+    scale = spread_upstream(xp, upstream, dtype, shape, reduction)
     if weight is not None:
         scale = scale * upcast(xp, as_float(xp, weight, dtype))
     return scale

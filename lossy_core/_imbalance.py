@@ -13,12 +13,12 @@ from ._classification import (
     _CE_OPTIONS, _LABEL_SMOOTHING, _as_batch, _class_axis, _cross_entropy_vjp, _index_coefficients,
     _smoothing_amount, _upstream_per_position, cross_entropy,
 )
-from ._common import as_float, gradient_like, upcast
+from ._common import as_float, gradient_like, spread_upstream, upcast
 from ._focal_variants import (
     _binding, _check_pointwise, _finish, _scaled_upstream, check_exponent, check_unit_interval,
 )
 from ._primitives import class_axis_view, log_sigmoid, log_softmax
-from ._reductions import reduce, reduce_weighted, reduction_vjp
+from ._reductions import reduce, reduce_weighted
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import poison, require_in_range
 
@@ -231,7 +231,7 @@ def _poly1_vjp(xp, arrays, options, upstream):
         xp, input, target, weight, options["ignore_index"], options["label_smoothing"])
     position_shape = tuple(n for i, n in enumerate(shape_of(probabilities)) if i != axis)
     if kept is None:
-        g = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, probabilities.dtype)), position_shape, reduction)
+        g = spread_upstream(xp, upstream, probabilities.dtype, position_shape, reduction)
     else:
         g = _upstream_per_position(xp, upstream, kept, reduction, denominator, probabilities.dtype)
     g = xp.expand_dims(g, axis=axis)

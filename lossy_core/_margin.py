@@ -9,10 +9,10 @@ A hinge ``max(0, z)`` is written ``where(z < 0, 0, z)`` so that its gradient at
 from __future__ import annotations
 
 from ._backend import dtype_name, namespace, shape_of
-from ._common import as_float, floating_result_type, gradient_like, upcast
+from ._common import as_float, floating_result_type, gradient_like, spread_upstream, upcast
 from ._primitives import log_sigmoid, softplus
 from ._probabilistic import _broadcast_all, _finish, require_broadcastable
-from ._reductions import check_reduction, reduce, reduction_vjp
+from ._reductions import check_reduction, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import broadcast_shape, fmt_shape, is_floating
 
@@ -34,7 +34,7 @@ def _active(xp, z):
 
 
 def _scale(xp, upstream, shape, dtype, reduction):
-    return reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), shape, reduction)
+    return spread_upstream(xp, upstream, dtype, shape, reduction)
 
 
 # -- margin ranking ----------------------------------------------------------------

@@ -10,9 +10,9 @@ axis is the class axis.
 from __future__ import annotations
 
 from ._backend import default_integer_dtype, device_of, dtype_name, namespace, quiet_floating_point, shape_of
-from ._common import as_float, floating_result_type, gradient_like, upcast
+from ._common import as_float, floating_result_type, gradient_like, spread_upstream, upcast
 from ._primitives import log_sigmoid, one_hot, take_along_axis
-from ._reductions import check_reduction, reduce, reduction_vjp
+from ._reductions import check_reduction, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import broadcast_shape, data_check, fmt_shape, is_floating, poison
 
@@ -82,7 +82,7 @@ def _soft_margin_vjp(xp, arrays, options, upstream):
     logits, labels = parts[0], parts[1]
     axis = input.ndim - 1
     per_sample_shape = shape[:axis] + shape[axis + 1:]
-    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), per_sample_shape, options["reduction"])
+    scale = spread_upstream(xp, upstream, dtype, per_sample_shape, options["reduction"])
     scale = xp.broadcast_to(xp.expand_dims(scale, axis=axis), shape) / shape_of(input)[-1]
     if weight is not None:
         scale = scale * parts[2]
@@ -217,7 +217,7 @@ def _multi_margin_vjp(xp, arrays, options, upstream):
     frames, classes = _frames(input)
     _, safe, _, _, dh = _multi_margin_terms(xp, input, target, weight, options["p"], options["margin"])
     out_shape = (frames,) if target.ndim == 1 else ()
-    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, input.dtype)), out_shape, options["reduction"])
+    scale = spread_upstream(xp, upstream, input.dtype, out_shape, options["reduction"])
     dz = dh * xp.reshape(scale, (frames, 1)) / classes
     grad = dz - one_hot(xp, safe, classes, dz.dtype) * xp.sum(dz, axis=1, keepdims=True)
     return {"input": gradient_like(xp, xp.reshape(grad, shape_of(input)), input)}
@@ -283,7 +283,7 @@ def _multilabel_margin_vjp(xp, arrays, options, upstream):
     frames, classes = _frames(input)
     _, active, is_slot_class, _ = _multilabel_margin_terms(xp, input, arrays["target"])
     out_shape = (frames,) if input.ndim == 2 else ()
-    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, input.dtype)), out_shape, options["reduction"])
+    scale = spread_upstream(xp, upstream, input.dtype, out_shape, options["reduction"])
     weights = xp.astype(active, scale.dtype) * xp.reshape(scale, (frames, 1, 1)) / classes  # (N, K, C)
     per_slot = xp.sum(weights, axis=2, keepdims=True)  # (N, K, 1)
     grad = xp.sum(weights, axis=1) - xp.sum(xp.astype(is_slot_class, scale.dtype) * per_slot, axis=1)

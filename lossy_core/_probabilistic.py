@@ -10,9 +10,9 @@ import math
 
 from ._autodiff import custom_gradient
 from ._backend import is_number, namespace, quiet_floating_point, shape_of
-from ._common import as_float, gradient_like, upcast
+from ._common import gradient_like, spread_upstream, upcast
 from ._primitives import stop_gradient
-from ._reductions import check_reduction, reduce, reduction_vjp
+from ._reductions import check_reduction, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import broadcast_shape, data_check, fmt_shape, is_floating, poison
 
@@ -105,7 +105,7 @@ def _poisson_vjp(xp, arrays, options, upstream):
     """d/dx = exp(x) - y (log_input) or 1 - y / (x + eps);  d/dy = -x or -log(x + eps), plus Stirling's."""
     input, target = arrays["input"], arrays["target"]
     x, y, _ = _poisson_terms(xp, input, target, options["log_input"], options["eps"])
-    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, x.dtype)), x.shape, options["reduction"])
+    scale = spread_upstream(xp, upstream, x.dtype, x.shape, options["reduction"])
     with quiet_floating_point(xp):
         if options["log_input"]:
             d_input, d_target = xp.exp(x) - y, -x
@@ -223,7 +223,7 @@ def _gaussian_vjp(xp, arrays, options, upstream):
     if number:
         var = gaussian_var_from_number(xp, input, var)
     x, y, _, v = _gaussian_setup(xp, input, target, var, options["eps"])
-    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, x.dtype)), x.shape, options["reduction"])
+    scale = spread_upstream(xp, upstream, x.dtype, x.shape, options["reduction"])
     difference = x - y
     ratio = difference / v
     grads = {"input": gradient_like(xp, scale * ratio, input)}

@@ -14,7 +14,7 @@ from functools import partial
 from ._autodiff import custom_gradient
 from ._backend import dtype_name, is_jax, is_number, is_torch, namespace, shape_of, size_of
 from ._common import (
-    as_float, broadcast_pair, floating_result_type, gradient_like, require_weight_like_input, sum_to_shape, upcast,
+    as_float, broadcast_pair, gradient_like, require_weight_like_input, sum_to_shape, upcast,
 )
 from ._primitives import vecdot
 from ._reductions import check_reduction, reduce, reduce_weighted, reduction_vjp

@@ -10,7 +10,6 @@ bind the ``lossy_core`` formula; nothing here computes a loss.
 from __future__ import annotations
 
 import inspect
-import warnings
 
 import torch
 from torch.nn.modules.loss import _Loss
