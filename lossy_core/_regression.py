@@ -33,9 +33,15 @@ _DELTA = Option("delta", 1.0, traced=True, check=partial(
 ))
 
 
-def _difference(xp, input, target, *, loss, warn=True):
+def _compute_pair(xp, input, target, *, loss, warn=True):
+    """``input`` and ``target`` broadcast together (torch's rules and warning), in the compute dtype."""
     input, target = broadcast_pair(xp, input, target, loss=loss, warn=warn)
-    return upcast(xp, input) - upcast(xp, target)
+    return upcast(xp, input), upcast(xp, target)
+
+
+def _difference(xp, input, target, *, loss, warn=True):
+    input, target = _compute_pair(xp, input, target, loss=loss, warn=warn)
+    return input - target
 
 
 def _absolute(xp, difference):
@@ -195,14 +201,46 @@ def _huber_total(xp, difference, delta):
     return vecdot(xp, clipped, flat) - 0.5 * vecdot(xp, clipped, clipped), (clipped,)
 
 
-def _reduced_huber(xp, difference, delta, reduction):
-    """``reduce(huber terms of d, reduction)``: the summed form for ``'sum'``/``'mean'`` of a
-    non-empty ``d`` (no per-element terms), the terms otherwise."""
-    count = size_of(difference)
+def _huber_pair_backward(xp, arrays, upstream, needs):
+    """``upstream * c`` for the input and its negation for the target, ``c = clip(d, -delta, delta)``
+    computed as ``-clip(target - input)``: XLA would otherwise share the forward's
+    ``input - target`` with the gradient and write it out (see ``_huber_pair_total``). A traced
+    delta gets ``upstream * sum(|d| - |c|)``."""
+    input, target, delta = arrays
+    negated = _clip_symmetric(xp, target - input, delta)  # -c
+    grad_input = negated * -upstream if needs[0] else None
+    grad_target = negated * upstream if needs[1] else None
+    grad_delta = None
+    if needs[2] and not is_number(delta):
+        grad_delta = upstream * (xp.sum(xp.abs(target - input)) - xp.sum(xp.abs(negated)))
+    return grad_input, grad_target, grad_delta
+
+
+@custom_gradient(_huber_pair_backward)
+def _huber_pair_total(xp, input, target, delta):
+    """The sum of the Huber terms of ``input - target``, differentiated from the pair (jax).
+
+    Under XLA the reduction and the gradient then share only their inputs: each is one fused
+    pass over ``input`` and ``target``, where autodiff of the terms writes ``d`` and
+    ``min(|d|, delta)`` out for the gradient to read (huber_loss 1e6 f+b against optax, jax 0.10
+    CPU, ``python -m benchmarks``: 0.94-1.09x in three runs before, 0.88x in two after).
+    """
+    terms, _ = _huber_terms.forward(xp, input - target, delta)
+    return xp.sum(terms)
+
+
+def _reduced_huber(xp, input, target, delta, reduction):
+    """``reduce(huber terms of input - target, reduction)`` for a broadcast, upcast pair: the
+    summed form for ``'sum'``/``'mean'`` of non-empty arrays (no per-element terms), the terms
+    otherwise."""
+    count = size_of(input)
     if reduction != "none" and count > 0:
-        total = _huber_total(xp, difference, delta)
+        if is_jax(xp):
+            total = _huber_pair_total(xp, input, target, delta)
+        else:
+            total = _huber_total(xp, input - target, delta)
         return total if reduction == "sum" else total / count
-    return reduce(xp, _huber_terms(xp, difference, delta), reduction)
+    return reduce(xp, _huber_terms(xp, input - target, delta), reduction)
 
 
 def smooth_l1_loss(input, target, /, *, beta=1.0, reduction="mean"):
@@ -220,12 +258,12 @@ def smooth_l1_loss(input, target, /, *, beta=1.0, reduction="mean"):
         return l1_loss(input, target, reduction=reduction)
     _require_floating_pair(xp, input, target, "smooth_l1_cpu")
     out_dtype = xp.result_type(input, target)
-    difference = _difference(xp, input, target, loss="smooth_l1_loss")
+    pair = _compute_pair(xp, input, target, loss="smooth_l1_loss")
     if is_number(beta):
         # beta > 0 here: smooth_l1 is huber(delta=beta) / beta, with Huber's fast forms and gradient.
-        return _finish(xp, _reduced_huber(xp, difference, beta, reduction) / beta, out_dtype)
+        return _finish(xp, _reduced_huber(xp, *pair, beta, reduction) / beta, out_dtype)
     # A traced beta (jax): d - q + q^2 / (2 beta) with q = min(d, beta), no division by a zero beta.
-    distance = _absolute(xp, difference)
+    distance = _absolute(xp, pair[0] - pair[1])
     clipped = xp.minimum(distance, beta)
     safe_beta = xp.where(beta > 0, beta, xp.ones_like(beta))
     error = distance - clipped + 0.5 * clipped * clipped / safe_beta
@@ -249,10 +287,10 @@ def huber_loss(input, target, /, *, delta=1.0, weight=None, reduction="mean"):
     bad_delta = _DELTA.validate(delta)
     _require_floating_pair(xp, input, target, "huber_cpu")
     out_dtype = input.dtype
-    difference = _difference(xp, input, target, loss="huber_loss")
+    pair = _compute_pair(xp, input, target, loss="huber_loss")
     if weight is None:  # a traced bad delta is a scalar mask: poisoning the reduced value is the same
-        return _finish(xp, poison(xp, _reduced_huber(xp, difference, delta, reduction), bad_delta), out_dtype)
-    error = _finish(xp, poison(xp, _huber_terms(xp, difference, delta), bad_delta), out_dtype)
+        return _finish(xp, poison(xp, _reduced_huber(xp, *pair, delta, reduction), bad_delta), out_dtype)
+    error = _finish(xp, poison(xp, _huber_terms(xp, pair[0] - pair[1], delta), bad_delta), out_dtype)
     if is_floating(xp, weight):
         out_dtype = xp.result_type(out_dtype, weight.dtype)
     weighted = upcast(xp, as_float(xp, error, out_dtype)) * upcast(xp, as_float(xp, weight, out_dtype))

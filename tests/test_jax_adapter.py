@@ -811,3 +811,35 @@ def test_default_label_smoothing_runs_the_static_specialisation(name):
     smoothed = dict(kwargs, label_smoothing=0.2)
     _close(_lossy(name, arrays, smoothed), _torch_value(name, arrays, smoothed).numpy())
     assert lossy_jax.mse_loss.jitted_default is None  # only options that switch work off specialise
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size")  # the broadcast target: its warning is tested elsewhere
+@pytest.mark.parametrize("name", ["huber_loss", "smooth_l1_loss"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_summed_huber_gradients_from_the_pair(name, reduction):
+    """lossy_jax differentiates the summed Huber from (input, target): torch's input and target
+    gradients (the target broadcast), a traced delta's gradient sum(|d| - delta over |d| > delta)/n
+    (calculus), and second derivatives through the custom VJP (jax.hessian)."""
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((4, 5)) * 2, rng.standard_normal((1, 5)) * 2
+    option = "delta" if name == "huber_loss" else "beta"
+    xt, yt = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+    getattr(F, name)(xt, yt, reduction=reduction, **{option: 0.7}).backward()
+    loss = getattr(lossy_jax, name)
+    gx, gy = jax.grad(lambda a, b: loss(a, b, reduction=reduction, **{option: 0.7}), argnums=(0, 1))(
+        jnp.asarray(x), jnp.asarray(y))
+    np.testing.assert_allclose(np.asarray(gx), xt.grad.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(np.asarray(gy), yt.grad.numpy(), rtol=RTOL, atol=ATOL)
+    if name == "huber_loss":
+        distance = np.abs(x - y)
+        expected = np.where(distance > 0.7, distance - 0.7, 0.0).sum() / (x.size if reduction == "mean" else 1)
+        gd = jax.grad(lambda d: loss(jnp.asarray(x), jnp.asarray(y), reduction=reduction, delta=d))(0.7)
+        np.testing.assert_allclose(float(gd), expected, rtol=RTOL)
+    # The second derivative in the input: 1/n inside the quadratic zone (1/(n beta) for smooth_l1),
+    # 0 outside; the target is the input shifted by 0.5 for two elements and by 2 for the rest.
+    target = x[0] - np.array([0.5, 2.0, 0.5, 2.0, 2.0])
+    hessian = jax.hessian(lambda a: loss(a, jnp.asarray(target), reduction=reduction, **{option: 0.7}))(
+        jnp.asarray(x[0]))
+    scale = (1 / x.shape[1] if reduction == "mean" else 1.0) / (1.0 if name == "huber_loss" else 0.7)
+    inside = np.array([True, False, True, False, False])
+    np.testing.assert_allclose(np.asarray(hessian), np.diag(np.where(inside, scale, 0.0)), rtol=RTOL, atol=ATOL)
