@@ -223,7 +223,7 @@ def _huber_pair_total(xp, input, target, delta):
     Under XLA the reduction and the gradient then share only their inputs: each is one fused
     pass over ``input`` and ``target``, where autodiff of the terms writes ``d`` and
     ``min(|d|, delta)`` out for the gradient to read (huber_loss 1e6 f+b against optax, jax 0.10
-    CPU, ``python -m benchmarks``: 0.94-1.09x in three runs before, 0.88x in two after).
+    CPU, ``python -m benchmarks``: 0.94-1.09x in four runs before, 0.78-0.88x in three after).
     """
     terms, _ = _huber_terms.forward(xp, input - target, delta)
     return xp.sum(terms)
