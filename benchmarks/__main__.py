@@ -143,13 +143,14 @@ def main(argv=None) -> int:
     report = {"versions": versions(), "machine": machine(), "variants": variants, "cases": {},
               "environment": {"GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES")}}
     if not args.sweep_only:
-        cases = headline_cases() + ([] if args.no_registry else registry_cases())
+        headline = headline_cases()
+        cases = headline + ([] if args.no_registry else registry_cases())
         if args.case:
             cases = [c for c in cases if args.case in c.id]
         print(f"variants: {', '.join(variants)}; {samples} samples x {headline_rounds} interleaved rounds "
               f"({rounds} for the registry cases); "
               f"{report['machine']['cpus']} CPU(s)", file=sys.stderr)
-        headline_ids = {c.id for c in headline_cases()}
+        headline_ids = {c.id for c in headline}
         for index, case in enumerate(cases, 1):
             print(f"[{index}/{len(cases)}] {case.id}", file=sys.stderr, flush=True)
             timings = time_variants(case, variants, samples, headline_rounds if case.id in headline_ids else rounds)

@@ -21,18 +21,17 @@ def namespace(*arrays):
     through on every call.
     """
     torch = sys.modules.get("torch")
-    if torch is not None:  # a plain loop: this runs on every call, it matters for small batches
-        tensors = other = 0
-        for a in arrays:
-            if isinstance(a, torch.Tensor):
-                tensors += 1
-            elif a is not None and not isinstance(a, (bool, int, float, complex)):
-                other += 1
-        if tensors and not other:
-            return _torch_namespace()
-    present = [a for a in arrays if a is not None and not isinstance(a, (bool, int, float, complex))]
+    present = []
+    all_torch = torch is not None
+    for a in arrays:  # a plain loop: this runs on every call, it matters for small batches
+        if a is None or isinstance(a, (bool, int, float, complex)):
+            continue
+        present.append(a)
+        all_torch = all_torch and isinstance(a, torch.Tensor)
     if not present:
         raise TypeError("expected at least one array argument, got none")
+    if all_torch:
+        return _torch_namespace()
     return array_api_compat.array_namespace(*present)
 
 

@@ -32,7 +32,7 @@ def legacy_reduction(size_average, reduce, emit_warning=True) -> str:
         reduction = "none"
     if emit_warning:
         warn_user(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
-             stacklevel=3)
+                  stacklevel=3)
     return reduction
 
 
