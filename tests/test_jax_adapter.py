@@ -759,6 +759,66 @@ def test_cross_entropy_minus_inf_logits_of_other_classes():
            F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels), label_smoothing=0.0).numpy())
 
 
+# 512 rows of 600 classes: large enough that lossy_jax.cross_entropy shifts by the target logit
+# (lossy_core._primitives._target_shift_pays); the conformance cases are too small to.
+LARGE_CE_OPTIONS = {
+    "mean": {},
+    "none": {"reduction": "none"},
+    "sum weight ignore": {"reduction": "sum", "weight": True, "ignore": True},
+    "ls weight ignore": {"label_smoothing": 0.1, "weight": True, "ignore": True},
+    "ls traced": {"label_smoothing": "traced"},
+    "extreme row": {"extreme": True},
+    "(N,C,d) ls": {"label_smoothing": 0.2, "spatial": True},
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", list(LARGE_CE_OPTIONS))
+def test_cross_entropy_large_class_axis_matches_torch(case, dtype):
+    """Value and gradient equal torch's (live, float64) where the target-shift path is taken,
+    with weights, ignored targets, label smoothing (static and traced), (N, C, d) inputs, and a
+    batch with one extreme row (every row then takes the row-max branch)."""
+    from lossy_core import _primitives
+
+    options = dict(LARGE_CE_OPTIONS[case])
+    rng = np.random.default_rng(7)
+    shape = (128, 600, 4) if options.pop("spatial", False) else (512, 600)
+    logits = rng.normal(size=shape) * 3
+    labels = rng.integers(0, 600, size=(shape[0],) + shape[2:])
+    if options.pop("extreme", False):
+        logits[5, 3] = 1e4
+    if options.pop("ignore", False):
+        labels.reshape(-1)[::7] = -100
+    torch_options = dict(options)
+    if options.pop("weight", False):
+        weight = rng.uniform(0.5, 2.0, size=600)
+        options["weight"] = jnp.asarray(weight.astype(dtype))
+        torch_options["weight"] = torch.from_numpy(weight.astype(dtype).astype(np.float64))
+    traced = options.get("label_smoothing") == "traced"
+    if traced:
+        torch_options["label_smoothing"] = 0.15
+    logits = logits.astype(dtype)
+    assert _primitives._target_shift_pays(jnp.asarray(logits), 1)
+
+    def loss(x, smoothing=None):
+        extra = {"label_smoothing": smoothing} if traced else {}
+        return lossy_jax.cross_entropy(x, jnp.asarray(labels), **{**options, **extra})
+
+    def total(x, smoothing=None):
+        return jnp.sum(loss(x, smoothing))
+
+    arguments = (jnp.asarray(logits),) + ((jnp.asarray(0.15, dtype),) if traced else ())
+    value = jax.jit(loss)(*arguments)
+    grad = jax.jit(jax.grad(total))(*arguments)
+    tx = torch.from_numpy(logits.astype(np.float64)).requires_grad_(True)
+    tv = F.cross_entropy(tx, torch.from_numpy(labels), **torch_options)
+    (tg,) = torch.autograd.grad(tv.sum(), [tx])
+    tolerance = {"rtol": 1e-12, "atol": 1e-12} if dtype == np.float64 else {"rtol": 2e-5, "atol": 1e-6}
+    assert value.dtype == dtype and grad.dtype == dtype
+    np.testing.assert_allclose(np.asarray(value, np.float64), tv.detach().numpy(), **tolerance)
+    np.testing.assert_allclose(np.asarray(grad, np.float64), tg.numpy(), **tolerance)
+
+
 def test_binary_cross_entropy_at_exactly_zero_and_one_has_torchs_gradient():
     p = np.array([0.0, 1.0, 0.0, 1.0, 0.3])
     y = np.array([1.0, 0.0, 0.0, 1.0, 0.6])

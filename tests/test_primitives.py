@@ -369,6 +369,120 @@ def test_gradient_of_log_softmax_picks(framework, dtype, width):
     _compare_gradients(grad(total, values, dtype), grad(total_generic, values, dtype), dtype, values)
 
 
+# -- jax: log_softmax_picks shifted by the target logit ------------------------------------
+#
+# ``_jax_log_softmax_picks(..., target_shift=True)`` forces the path that large inputs take
+# (``_target_shift_pays``); each batch below is checked to take the branch it is meant to.
+
+def _moderate_rows(dtype):
+    """Logits where the target shift is safe: random, shifted by +-60, some -inf (not targets)."""
+    rng = np.random.default_rng(11)
+    rows = rng.standard_normal((9, 40)) * 3
+    rows[1] += 60.0
+    rows[2] -= 60.0
+    rows[3, [5, 7]] = -INF
+    return rows.astype(dtype)
+
+
+def _extreme_batches(dtype):
+    """Batches whose one bad row sends the whole batch to the row-max branch: the edge rows of
+    ``_pick_rows`` (+-1e4, NaN, +-inf), a target far below its row's max (exp overflows there),
+    and logits so negative that exp(x) flushes to 0."""
+    far = _moderate_rows(dtype).astype(np.float64)
+    far[4, PICK_INDICES[4]] = far[4].max() - 800.0
+    low = _moderate_rows(dtype).astype(np.float64)
+    low[6] -= 1000.0
+    return [_pick_rows(40).astype(dtype), far.astype(dtype), low.astype(dtype)]
+
+
+def _torch_log_probs(values):
+    return torch.log_softmax(torch.from_numpy(values.astype(np.float64)), dim=1)
+
+
+def test_jax_target_shift_rule():
+    jnp = pytest.importorskip("jax.numpy")
+    assert P._target_shift_pays(jnp.zeros((512, 512)), 1)
+    assert P._target_shift_pays(jnp.zeros((8, 1000, 64)), 1)  # 512 positions of 1000 classes
+    assert not P._target_shift_pays(jnp.zeros((511, 1000)), 1)
+    assert not P._target_shift_pays(jnp.zeros((4096, 511)), 1)
+    assert not P._target_shift_pays(jnp.zeros((256, 10)), 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_jax_target_shift_values(dtype, weighted):
+    """Picks and weighted class sums equal torch's float64 log_softmax on both branches, NaN rows
+    included; the safe batch takes the target shift, each extreme batch the row max."""
+    jnp = pytest.importorskip("jax.numpy")
+    weights = np.tile(np.array([0.5, 1.0, 2.0, 0.25, 1.5]), 8)
+    for values, safe in [(_moderate_rows(dtype), True)] + [(b, False) for b in _extreme_batches(dtype)]:
+        indices = PICK_INDICES[: values.shape[0]]
+        x, i = jnp.asarray(values), jnp.asarray(indices)
+        target_logits = jnp.take_along_axis(x, i[:, None], axis=1)
+        assert bool(P._target_shift_is_safe(x, target_logits, 1)) == safe
+        log_probs = _torch_log_probs(values)
+        expected_picked = log_probs.gather(1, torch.from_numpy(indices)[:, None])[:, 0].numpy()
+        expected_sum = (log_probs * (torch.from_numpy(weights) if weighted else 1.0)).sum(1).numpy()
+        w = jnp.asarray(weights.astype(dtype))[None] if weighted else None
+        picked, summed = P._jax_log_softmax_picks(jnp, x, i, 1, w, True, target_shift=True)
+        assert picked.dtype == x.dtype and summed.dtype == x.dtype
+        close(picked, expected_picked, dtype)
+        np.testing.assert_allclose(np.asarray(summed, np.float64), expected_sum, equal_nan=True,
+                                   rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * 1e4)
+
+
+def test_jax_target_shift_keeps_torch_precision():
+    """Large logits and a confident target (torch issue 11752): the loss is ~1e-3 while the
+    log-sum-exp is ~74, whose float32 spacing is 7.6e-6. torch keeps (x - max) - log(sum), so
+    its float32 picks are within 3.2e-7 of float64 here (measured); the target shift must be as
+    close (it measured 2.8e-7), where ``x - logsumexp(x)`` is off by 3.6e-6."""
+    jnp = pytest.importorskip("jax.numpy")
+    rng = np.random.default_rng(3)
+    values = (60.0 + rng.standard_normal((16, 600))).astype(np.float32)
+    indices = rng.integers(0, 600, 16)
+    values[np.arange(16), indices] += 14.0
+    x, i = jnp.asarray(values), jnp.asarray(indices)
+    assert bool(P._target_shift_is_safe(x, jnp.take_along_axis(x, i[:, None], axis=1), 1))
+    picked, _ = P._jax_log_softmax_picks(jnp, x, i, 1, None, False, target_shift=True)
+    expected = _torch_log_probs(values).gather(1, torch.from_numpy(indices)[:, None])[:, 0].numpy()
+    assert np.all(np.abs(expected) < 1e-2)
+    np.testing.assert_allclose(np.asarray(picked, np.float64), expected, rtol=0, atol=5 * np.finfo(np.float32).eps)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_jax_target_shift_gradients(dtype):
+    """Reverse mode equals autodiff of the generic (row-max) form on both branches; forward
+    mode (the rule is a custom_jvp) agrees with it; vmap (where lax.cond becomes a select)
+    gives each item's own result."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    weights = np.linspace(0.5, 2.0, 40)
+
+    def make(target_shift):
+        def loss(xp, x):
+            w = xp.astype(xp.asarray(weights.reshape(1, 40)), x.dtype)
+            picked, summed = P._jax_log_softmax_picks(xp, x, xp.asarray(PICK_INDICES[: x.shape[0]]), 1, w, True,
+                                                      target_shift=target_shift)
+            return picked * 1.5 + summed
+        return loss
+
+    for values in [_moderate_rows(dtype)] + _extreme_batches(dtype):
+        _compare_gradients(_jax_grad(make(True), values, dtype), _jax_grad(make(False), values, dtype), dtype,
+                           values)
+    values = jnp.asarray(_moderate_rows(dtype))
+    direction = jnp.asarray(np.random.default_rng(4).standard_normal(values.shape).astype(dtype))
+
+    def total(x):
+        return jnp.sum(make(True)(jnp, x))
+
+    _, tangent = jax.jvp(total, (values,), (direction,))
+    close(tangent, float(jnp.vdot(jax.grad(total)(values), direction)), dtype)
+    batched = jnp.stack([values, jnp.asarray(_extreme_batches(dtype)[1])])
+    for item, got in zip(batched, jax.vmap(lambda x: make(True)(jnp, x))(batched)):
+        close(got, np.asarray(make(True)(jnp, item)), dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_vecdot(xp, dtype):
     rng = np.random.default_rng(5)
