@@ -105,6 +105,8 @@ def log_softmax_picks(xp, x, indices, axis, weights=None, with_sum=False, total=
     Same values and edge cases as computing ``l`` first (a row with a +inf or only -inf
     logits gives NaN). torch does compute ``l`` with its native log_softmax, whose fused
     backward beats autograd through the shifted form; elsewhere ``l`` is never materialised.
+    On jax, long class axes are shifted by the target logit instead of the row max, which
+    saves XLA a pass over ``x`` (``_jax_shifted_log_sum``).
     """
     if is_torch(xp):
         import torch
