@@ -110,9 +110,14 @@ def versions() -> dict:
 
 # glibc's default malloc returns large freed blocks to the OS, so each eager call page-faults
 # its temporaries anew and timings of 32 MB temporaries swing up to 3x between runs; these
-# settings keep freed memory in the process (performance-findings.md). The memory
-# measurement's child processes run without them.
-MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
+# settings keep freed memory in the process (performance-findings.md). ``top_pad`` covers the
+# per-thread arenas (XLA's worker threads allocate there): an emptied arena heap is unmapped
+# regardless of trim_threshold unless the pad exceeds its 64 MiB, and then jit f+b timings of
+# 32 MB outputs flipped between runs (kl_div 8192x1000 jax 5.8 or 10.7 ms, 106k or 689k page
+# faults per process; with the pad 5.8-6.2 ms in five runs). The memory measurement's child
+# processes run without them.
+MALLOC_TUNABLES = ("glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
+                   ":glibc.malloc.top_pad=268435456")
 
 
 def _reexec_with_malloc_tunables(argv) -> None:
