@@ -51,14 +51,20 @@ def logsumexp(xp, x, axis, keepdims=False):
     return _generic_logsumexp(xp, x, axis, keepdims)
 
 
-def _generic_log_softmax(xp, x, axis):
-    # torch's and jax's form: shift by the (gradient-stopped) max, then subtract the log-sum.
-    # A +inf logit then gives NaN for its whole row, as torch.log_softmax does (x - logsumexp
-    # would give -inf beside it); an all -inf row gives NaN, as in torch.
+def _max_shifted(xp, x, axis):
+    """``(shift, x - shift, log(sum(exp(x - shift), axis)))`` with the row max as the
+    (gradient-stopped) shift: torch's and jax's log_softmax form. An all -inf row is shifted by
+    0 and a +inf max is kept, so both rows give NaN, as torch.log_softmax does
+    (``x - logsumexp`` would give -inf beside a +inf)."""
     shift = stop_gradient(xp, xp.max(x, axis=axis, keepdims=True))
     shift = xp.where(shift == -math.inf, xp.zeros_like(shift), shift)
     shifted = x - shift
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+    return shift, shifted, xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def _generic_log_softmax(xp, x, axis):
+    _, shifted, log_sum = _max_shifted(xp, x, axis)
+    return shifted - log_sum
 
 
 def log_softmax(xp, x, axis):
@@ -78,10 +84,7 @@ def _generic_log_softmax_picks(xp, x, indices, axis, weights, with_sum):
     # log_softmax's shift and log-sum, without the log-probabilities themselves: under XLA the
     # gradient of this form fuses, while the gradient of a gather from log_softmax's output is a
     # scatter followed by log_softmax's own backward (4-5x slower, performance-findings.md).
-    shift = stop_gradient(xp, xp.max(x, axis=axis, keepdims=True))
-    shift = xp.where(shift == -math.inf, xp.zeros_like(shift), shift)
-    shifted = x - shift
-    log_sum = xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+    shift, shifted, log_sum = _max_shifted(xp, x, axis)
     # Gathered from x, not from ``shifted``: XLA then does not fuse the shift into the gather
     # (a forward 2x slower at 8192x1000, measured). The edge cases are the same (NaN rows).
     picked = xp.squeeze(take_along_axis(xp, x, xp.expand_dims(indices, axis=axis), axis) - shift - log_sum,
@@ -222,11 +225,8 @@ def _jax_shifted_log_sum():
             safe, relative = _shift_parts(jnp, x, target_logits, axis)
 
             def by_row_max():
-                row_max = jnp.max(x, axis=axis, keepdims=True)
-                # As the generic form: an all -inf row is shifted by 0 (NaN follows), a +inf
-                # max is kept (its whole row NaN, as torch.log_softmax).
-                row_max = jnp.where(row_max == -math.inf, jnp.zeros_like(row_max), row_max)
-                return row_max, jnp.log(jnp.sum(jnp.exp(x - row_max), axis=axis, keepdims=True))
+                shift, _, log_sum = _max_shifted(jnp, x, axis)
+                return shift, log_sum
 
             return jax.lax.cond(safe, lambda: (target_logits, jnp.log(relative)), by_row_max)
 
