@@ -147,11 +147,61 @@ def _jax_log_softmax_picks(xp, x, indices, axis, weights, with_sum, target_shift
     picked = xp.squeeze((target_logits - shift) - log_sum, axis=axis)
     if not with_sum:
         return picked, None
+    if weights is not None and x.ndim == 2:
+        return picked, _jax_weighted_log_prob_sum()(x, shift, log_sum, xp.reshape(weights, (-1,)))
     # Each log-probability first, as torch sums them: all <= 0, no cancellation in the sum
     # (the shift may sit below some logits, so sum(x - shift) could cancel).
     log_probs = (x - shift) - log_sum
     weighted = log_probs if weights is None else log_probs * weights
     return picked, xp.sum(weighted, axis=axis)
+
+
+_JAX_WEIGHTED_LOG_PROB_SUM = None
+
+
+def _jax_weighted_log_prob_sum():
+    """``sum_c w_c ((x - shift) - log_sum)_c`` over the class axis of (N, C) logits, for the
+    target-shift path with class weights (cross entropy's label smoothing term).
+
+    The value is the fused broadcast-multiply-sum (as without weights). Differentiated by
+    autodiff, XLA writes ``w`` broadcast to N x C out and reduces it again per row in the
+    backward (cross entropy 8192x1000 with label smoothing and weights: f+b 9.6-12.3 ms, of
+    which 1.8-2.9 ms the broadcast and 4.4 ms that reduction; jax 0.10 CPU). The rule here
+    computes the value as a matrix-vector product and the tangent as
+    ``dx @ w - sum(w) d log_sum + log_probs @ dw``: f+b 6.0 ms, forward unchanged (2.9 ms).
+    ``HIGHEST`` precision keeps the products float32 where XLA would use TF32 (GPUs)."""
+    global _JAX_WEIGHTED_LOG_PROB_SUM
+    if _JAX_WEIGHTED_LOG_PROB_SUM is None:
+        import functools
+        import operator
+
+        import jax
+        import jax.numpy as jnp
+        from jax.custom_derivatives import SymbolicZero
+
+        product = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
+
+        @jax.custom_jvp
+        def weighted_log_prob_sum(x, shift, log_sum, weights):
+            return jnp.sum(((x - shift) - log_sum) * weights, axis=1)
+
+        def weighted_log_prob_sum_jvp(primals, tangents):
+            (x, shift, log_sum, weights), (x_dot, _, log_sum_dot, weights_dot) = primals, tangents
+            log_probs = (x - shift) - log_sum
+            value = product(log_probs, weights)
+            # Symbolic zeros are skipped, not multiplied: 0 * a -inf log-probability is NaN.
+            terms = []
+            if not isinstance(x_dot, SymbolicZero):
+                terms.append(product(x_dot, weights))
+            if not isinstance(log_sum_dot, SymbolicZero):
+                terms.append(-jnp.sum(weights) * log_sum_dot[:, 0])
+            if not isinstance(weights_dot, SymbolicZero):
+                terms.append(product(log_probs, weights_dot))
+            return value, functools.reduce(operator.add, terms, jnp.zeros_like(value))
+
+        weighted_log_prob_sum.defjvp(weighted_log_prob_sum_jvp, symbolic_zeros=True)
+        _JAX_WEIGHTED_LOG_PROB_SUM = weighted_log_prob_sum
+    return _JAX_WEIGHTED_LOG_PROB_SUM
 
 
 # Where the target shift beats the row max under XLA CPU: long rows (its reduction kernel is

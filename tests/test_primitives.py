@@ -482,6 +482,25 @@ def test_jax_target_shift_gradients(dtype):
     for item, got in zip(batched, jax.vmap(lambda x: make(True)(jnp, x))(batched)):
         close(got, np.asarray(make(True)(jnp, item)), dtype)
 
+    # With respect to the class weights too (the weighted sum has its own rule on this path),
+    # in reverse and forward mode.
+    def by_weights(target_shift, x):
+        def loss(w):
+            _, summed = P._jax_log_softmax_picks(jnp, x, jnp.asarray(PICK_INDICES[: x.shape[0]]), 1, w[None], True,
+                                                 target_shift=target_shift)
+            return jnp.sum(summed * jnp.linspace(0.5, 1.5, x.shape[0], dtype=x.dtype))
+        return loss
+
+    w = jnp.asarray(weights.astype(dtype))
+    # (the edge-row batch has NaN rows, which make every weight's gradient NaN on both paths)
+    for batch in [_moderate_rows(dtype)] + _extreme_batches(dtype)[1:]:
+        x = jnp.asarray(batch)
+        _compare_gradients(jax.grad(by_weights(True, x))(w), jax.grad(by_weights(False, x))(w), dtype)
+    x = jnp.asarray(_moderate_rows(dtype)[:, :40])
+    x = x.at[3, 5].set(3.0)  # finite everywhere: the weights' derivative is the log-probabilities
+    _, tangent = jax.jvp(by_weights(True, x), (w,), (jnp.ones_like(w),))
+    close(tangent, float(jnp.sum(jax.grad(by_weights(False, x))(w))), dtype)
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_vecdot(xp, dtype):
