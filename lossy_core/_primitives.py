@@ -147,7 +147,7 @@ def _jax_log_softmax_picks(xp, x, indices, axis, weights, with_sum, target_shift
     picked = xp.squeeze((target_logits - shift) - log_sum, axis=axis)
     if not with_sum:
         return picked, None
-    if weights is not None and x.ndim == 2:
+    if weights is not None and x.ndim == 2 and axis in (1, -1):
         return picked, _jax_weighted_log_prob_sum()(x, shift, log_sum, xp.reshape(weights, (-1,)))
     # Each log-probability first, as torch sums them: all <= 0, no cancellation in the sum
     # (the shift may sit below some logits, so sum(x - shift) could cancel).
