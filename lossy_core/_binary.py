@@ -188,9 +188,7 @@ def _bce_vjp(xp, arrays, options, upstream):
     """Per element: ``w * upstream'`` times ``_bce_backward`` (torch's clamped-term gradients)."""
     input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
     probability, label = upcast(xp, input), upcast(xp, target)
-    scale = spread_upstream(xp, upstream, input.dtype, probability.shape, options["reduction"])
-    if weight is not None:
-        scale = scale * upcast(xp, as_float(xp, weight, input.dtype))
+    scale = spread_upstream(xp, upstream, input.dtype, probability.shape, options["reduction"], weight)
     grad_input, grad_target = _bce_backward(xp, (probability, label), scale, (True, True))
     return {"input": gradient_like(xp, grad_input, input), "target": gradient_like(xp, grad_target, target)}
 
@@ -202,9 +200,7 @@ def _bce_with_logits_vjp(xp, arrays, options, upstream):
     dtype = xp.result_type(input, target)
     logits = upcast(xp, as_float(xp, input, dtype))
     labels = upcast(xp, as_float(xp, target, dtype))
-    scale = spread_upstream(xp, upstream, dtype, logits.shape, options["reduction"])
-    if weight is not None:
-        scale = scale * upcast(xp, as_float(xp, weight, dtype))
+    scale = spread_upstream(xp, upstream, dtype, logits.shape, options["reduction"], weight)
     positive_scale = None if pos_weight is None else upcast(xp, as_float(xp, pos_weight, dtype))
     d_input, d_target = bce_with_logits_derivatives(xp, logits, labels, positive_scale)
     grads = {"input": gradient_like(xp, scale * d_input, input)}

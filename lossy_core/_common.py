@@ -31,11 +31,13 @@ def as_float(xp, x, dtype):
     return x if x.dtype == dtype else xp.astype(x, dtype)
 
 
-def spread_upstream(xp, upstream, dtype, shape, reduction):
+def spread_upstream(xp, upstream, dtype, shape, reduction, weight=None):
     """The opening of a vector-Jacobian product: the gradient of the reduced output, in the
     compute dtype of ``dtype``, spread over the per-element loss of ``shape`` by ``reduction``
-    (``reduction_vjp``: divided by the element count for ``'mean'``)."""
-    return reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), shape, reduction)
+    (``reduction_vjp``: divided by the element count for ``'mean'``), times the per-element
+    ``weight`` when there is one."""
+    scale = reduction_vjp(xp, upcast(xp, as_float(xp, upstream, dtype)), shape, reduction)
+    return scale if weight is None else scale * upcast(xp, as_float(xp, weight, dtype))
 
 
 def broadcast_pair(xp, input, target, *, loss, warn=True):

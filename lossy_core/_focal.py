@@ -456,9 +456,7 @@ def _binary_focal_vjp(xp, arrays, options, upstream):
     with torch's BCE gradients (``_bce_backward``) and ``_probability_modulator_partials``."""
     input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
     probability, labels = upcast(xp, input), upcast(xp, target)
-    factor = spread_upstream(xp, upstream, input.dtype, probability.shape, options["reduction"])
-    if weight is not None:
-        factor = factor * upcast(xp, as_float(xp, weight, input.dtype))
+    factor = spread_upstream(xp, upstream, input.dtype, probability.shape, options["reduction"], weight)
     bce = _clamped_bce_terms(xp, probability, labels)
     m, d_m_p, d_m_y, _ = _probability_modulator_partials(xp, probability, labels,
                                                          _as_scalar(xp, options["gamma"], probability))

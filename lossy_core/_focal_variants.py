@@ -93,13 +93,6 @@ def d_log_gap(xp, logits, log_gap, tie, sign):
     return xp.where(tie, xp.zeros_like(derivative), derivative)
 
 
-def _scaled_upstream(xp, upstream, shape, reduction, dtype, weight):
-    scale = spread_upstream(xp, upstream, dtype, shape, reduction)
-    if weight is not None:
-        scale = scale * upcast(xp, as_float(xp, weight, dtype))
-    return scale
-
-
 def _finish(xp, terms, weight, reduction, dtype, *bad):
     if weight is not None:
         terms = terms * upcast(xp, as_float(xp, weight, dtype))
@@ -164,7 +157,7 @@ def _quality_focal_vjp(xp, arrays, options, upstream):
     beta = options["beta"]
     logits, labels = upcast(xp, input), upcast(xp, target)
     bce, log_gap, tie, sign, factor = _quality_terms(xp, logits, labels, beta)
-    scale = _scaled_upstream(xp, upstream, logits.shape, options["reduction"], input.dtype, weight)
+    scale = spread_upstream(xp, upstream, input.dtype, logits.shape, options["reduction"], weight)
     d_bce = xp.exp(log_sigmoid(xp, logits)) - labels
     grad = factor * (d_bce + beta * bce * d_log_gap(xp, logits, log_gap, tie, sign))
     return {"input": gradient_like(xp, scale * grad, input)}
@@ -227,7 +220,7 @@ def _varifocal_vjp(xp, arrays, options, upstream):
     logits, labels = upcast(xp, input), upcast(xp, target)
     bce, focal_weight, positive, log_gap, tie, sign, negative_weight = _varifocal_terms(
         xp, logits, labels, options["alpha"], gamma, options["iou_weighted"])
-    scale = _scaled_upstream(xp, upstream, logits.shape, options["reduction"], input.dtype, weight)
+    scale = spread_upstream(xp, upstream, input.dtype, logits.shape, options["reduction"], weight)
     d_weight = gamma * negative_weight * d_log_gap(xp, logits, log_gap, tie, sign)
     d_weight = xp.where(positive, xp.zeros_like(d_weight), d_weight)
     grad = focal_weight * (xp.exp(log_sigmoid(xp, logits)) - labels) + bce * d_weight
@@ -298,7 +291,7 @@ def _distribution_focal_vjp(xp, arrays, options, upstream):
     logits = upcast(xp, input)
     bins = shape_of(input)[-1]
     two_hot = _two_hot(xp, upcast(xp, as_float(xp, target, input.dtype)), bins, logits.dtype)
-    scale = _scaled_upstream(xp, upstream, shape_of(target), options["reduction"], input.dtype, weight)
+    scale = spread_upstream(xp, upstream, input.dtype, shape_of(target), options["reduction"], weight)
     grad = xp.expand_dims(scale, axis=-1) * (xp.exp(log_softmax(xp, logits, axis=-1)) - two_hot)
     return {"input": gradient_like(xp, grad, input)}
 

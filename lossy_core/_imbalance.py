@@ -15,7 +15,7 @@ from ._classification import (
 )
 from ._common import as_float, gradient_like, spread_upstream, upcast
 from ._focal_variants import (
-    _binding, _check_pointwise, _finish, _scaled_upstream, check_exponent, check_unit_interval,
+    _binding, _check_pointwise, _finish, check_exponent, check_unit_interval,
 )
 from ._primitives import class_axis_view, log_sigmoid, log_softmax
 from ._reductions import reduce, reduce_weighted
@@ -122,7 +122,7 @@ def _asymmetric_vjp(xp, arrays, options, upstream):
     d_log_gap = xp.exp(t["log_p"] + t["log_not_p"] - t["log_gap"]) * direction
     d_factor = xp.where(t["zero"], zeros, t["gamma"] * t["factor"] * d_log_gap)
     grad = -(d_likelihood * t["factor"] + t["log_likelihood"] * d_factor)
-    scale = _scaled_upstream(xp, upstream, logits.shape, options["reduction"], input.dtype, weight)
+    scale = spread_upstream(xp, upstream, input.dtype, logits.shape, options["reduction"], weight)
     return {"input": gradient_like(xp, scale * grad, input)}
 
 

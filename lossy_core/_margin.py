@@ -33,10 +33,6 @@ def _active(xp, z):
     return xp.astype(~(z < 0), z.dtype)
 
 
-def _scale(xp, upstream, shape, dtype, reduction):
-    return spread_upstream(xp, upstream, dtype, shape, reduction)
-
-
 # -- margin ranking ----------------------------------------------------------------
 
 def _ranking_setup(xp, input1, input2, target, margin):
@@ -71,7 +67,7 @@ def _ranking_vjp(xp, arrays, options, upstream):
     """With ``z = -y (x1 - x2) + margin`` active (``z >= 0``): d/dx1 = -y, d/dx2 = y, d/dy = -(x1 - x2)."""
     input1, input2, target = arrays["input1"], arrays["input2"], arrays["target"]
     difference, y, z = _ranking_setup(xp, input1, input2, target, options["margin"])
-    scale = _scale(xp, upstream, z.shape, z.dtype, options["reduction"]) * _active(xp, z)
+    scale = spread_upstream(xp, upstream, z.dtype, z.shape, options["reduction"]) * _active(xp, z)
     grads = {}
     for name, array, local in (("input1", input1, -y), ("input2", input2, y), ("target", target, -difference)):
         if is_floating(xp, array):
@@ -110,7 +106,7 @@ def _hinge_embedding_vjp(xp, arrays, options, upstream):
     x, y = _hinge_embedding_setup(xp, input, arrays["target"])
     ones, zeros = xp.ones_like(x), xp.zeros_like(x)
     local = xp.where(y != 1, -_active(xp, options["margin"] - x), zeros) + xp.where(y != -1, ones, zeros)
-    scale = _scale(xp, upstream, x.shape, x.dtype, options["reduction"])
+    scale = spread_upstream(xp, upstream, x.dtype, x.shape, options["reduction"])
     return {"input": gradient_like(xp, scale * local, input)}
 
 
@@ -153,7 +149,7 @@ def _soft_margin_vjp(xp, arrays, options, upstream):
     """d/dx = -y sigmoid(-y x), with ``sigmoid = exp(log_sigmoid)`` (finite everywhere)."""
     input = arrays["input"]
     x, y, _ = _soft_margin_setup(xp, input, arrays["target"])
-    scale = _scale(xp, upstream, x.shape, x.dtype, options["reduction"])
+    scale = spread_upstream(xp, upstream, x.dtype, x.shape, options["reduction"])
     return {"input": gradient_like(xp, scale * -y * xp.exp(log_sigmoid(xp, -y * x)), input)}
 
 
@@ -212,7 +208,7 @@ def _cosine_vjp(xp, arrays, options, upstream):
     a, b, y, cosine, denominator, squared1, squared2 = _cosine_setup(xp, input1, input2, arrays["target"])
     ones, zeros = xp.ones_like(cosine), xp.zeros_like(cosine)
     local = xp.where(y == 1, -ones, zeros) + xp.where(y == -1, _active(xp, cosine - options["margin"]), zeros)
-    scale = _scale(xp, upstream, cosine.shape, cosine.dtype, options["reduction"]) * local
+    scale = spread_upstream(xp, upstream, cosine.dtype, cosine.shape, options["reduction"]) * local
     axis = arrays["target"].ndim
     scale, cos = (xp.expand_dims(t, axis=axis) for t in (scale, cosine))
     denominator, squared1, squared2 = (xp.expand_dims(t, axis=axis) for t in (denominator, squared1, squared2))
