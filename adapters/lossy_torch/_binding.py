@@ -57,11 +57,9 @@ def call(spec: LossSpec, arrays, options, reduction_warnings=True):
         return spec.function(*arrays, **options)
     tensors = list(arrays) + [options[name] for name in spec.optional_arrays]
     device_type = _autocast_device(tensors)
+    # 'none': torch's composite runs its ops under autocast as they come; so does the formula.
     if device_type is None or spec.torch.autocast == "none":
         return spec.function(*arrays, **options)
-    if spec.torch.autocast == "none":
-        with torch.autocast(device_type, enabled=False):
-            return spec.function(*arrays, **options)
     if spec.torch.autocast == "unsafe_on_cuda" and device_type == "cuda":
         raise RuntimeError(_UNSAFE_AUTOCAST.format(name=spec.torch.function))
 
