@@ -98,6 +98,9 @@ class CustomGradient:
                 @staticmethod
                 def setup_context(ctx, inputs, output):
                     ctx.mark_non_differentiable(*output[1:])
+                    # The residual outputs never receive a gradient: no zero-filled tensors for them
+                    # (torch would allocate and fill one per residual on every backward).
+                    ctx.set_materialize_grads(False)
                     # Tensors are saved the autograd way; Python numbers (a hyperparameter) kept as is.
                     everything = (*inputs, *output[1:])
                     ctx.save_for_backward(*(x for x in everything if isinstance(x, torch.Tensor)))
