@@ -13,7 +13,7 @@ from ._backend import (
     size_of,
 )
 from ._common import as_float, gradient_like, spread_upstream, upcast
-from ._primitives import class_axis_view, log_softmax, log_softmax_picks, one_hot, take_along_axis
+from ._primitives import class_axis_view, log_softmax, log_softmax_picks, one_hot, take_along_axis, take_entries
 from ._reductions import check_reduction, mean, reduce_weighted, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
@@ -100,11 +100,6 @@ def _check_index_target(xp, input, target, *, loss):
         )
 
 
-def _take_weights(xp, weight, indices):
-    flat = xp.take(weight, xp.reshape(indices, (-1,)), axis=0)
-    return xp.reshape(flat, shape_of(indices))
-
-
 def _check_indices(xp, target, num_classes, ignore_index, *, loss):
     """``(kept, out_of_range, bad)`` for class indices: raises IndexError (torch's) for a readable
     index outside [0, C) that is not ``ignore_index``; ``bad`` is the mask to poison under tracing.
@@ -166,12 +161,12 @@ def _weighted_class_terms(xp, picked, index, weight, kept, negate=True):
         signed = -picked if negate else picked
         if weight is None:
             return signed, None
-        target_weights = _take_weights(xp, upcast(xp, weight), index)
+        target_weights = take_entries(xp, upcast(xp, weight), index)
         return signed * target_weights, target_weights
     zeros = xp.zeros_like(picked)
     if weight is None:
         return xp.where(kept, -picked, zeros), xp.astype(kept, picked.dtype)
-    target_weights = xp.where(kept, _take_weights(xp, upcast(xp, weight), index), zeros)
+    target_weights = xp.where(kept, take_entries(xp, upcast(xp, weight), index), zeros)
     return xp.where(kept, -picked * target_weights, zeros), target_weights
 
 

@@ -432,6 +432,21 @@ def take_along_axis(xp, x, indices, axis):
     return _generic_take_along_axis(xp, x, indices, axis)
 
 
+def _generic_take_entries(xp, values, indices):
+    flat = xp.take(values, xp.reshape(indices, (-1,)), axis=0)
+    return xp.reshape(flat, shape_of(indices))
+
+
+def take_entries(xp, values, indices):
+    """``values[indices]`` for 1-D ``values`` (e.g. class weights) and in-range, non-negative
+    ``indices`` of any shape; the result has the shape of ``indices``."""
+    if is_torch(xp):
+        # One indexing op: array-api-compat's take first wraps negative indices (three more ops,
+        # each a few microseconds on small batches) and needs 1-D indices (two reshapes).
+        return values[indices]
+    return _generic_take_entries(xp, values, indices)
+
+
 def one_hot(xp, indices, num_classes, dtype, axis=-1):
     """Indicator of ``indices`` over ``num_classes`` classes, placed along ``axis``."""
     classes = xp.arange(num_classes, dtype=indices.dtype, device=device_of(indices))

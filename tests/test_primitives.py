@@ -267,6 +267,20 @@ def test_take_along_axis(xp, axis, dtype):
         np.testing.assert_array_equal(to_numpy(got), expected)
 
 
+@pytest.mark.parametrize("shape", [(), (5,), (2, 3), (2, 3, 2)])
+@pytest.mark.parametrize("index_dtype", [np.int64, np.int32])
+def test_take_entries(xp, shape, index_dtype):
+    """``values[indices]`` for indices of any shape, on every backend's path (torch: one index op)."""
+    rng = np.random.default_rng(4)
+    values = rng.standard_normal(4)
+    indices = rng.integers(0, 4, size=shape).astype(index_dtype)
+    expected = values[indices]
+    for fn in (P.take_entries, P._generic_take_entries):
+        got = fn(xp, xp.asarray(values), xp.asarray(indices))
+        assert tuple(got.shape) == expected.shape
+        np.testing.assert_array_equal(to_numpy(got), expected)
+
+
 @pytest.mark.parametrize("axis,expected_shape", [(-1, (2, 3, 4)), (2, (2, 3, 4)), (1, (2, 4, 3)), (0, (4, 2, 3))])
 def test_one_hot(xp, axis, expected_shape):
     indices = np.array([[0, 3, 1], [2, 2, 0]], dtype=np.int64)
