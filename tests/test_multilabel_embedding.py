@@ -172,6 +172,57 @@ def test_multilabel_margin_duplicates_count_twice():
     assert want == pytest.approx(2 * lossy_core.multilabel_margin_loss(x, np.array([[0, -1, 0, 0]])))
 
 
+# Logits with NaN and +-inf entries, in target and non-target places: torch's kernels skip a
+# hinge whose argument is NaN (``z > 0`` fails), so such rows can stay finite.
+_EXTREME = np.array([
+    [0.3, np.nan, -0.2, 1.5, 0.1],
+    [np.inf, 0.2, -0.7, 0.4, -1.1],
+    [0.5, -np.inf, 0.9, -0.3, 0.2],
+    [-0.4, 0.8, np.inf, -np.inf, 0.0],
+    [0.6, -0.1, 0.7, 0.2, -0.5],
+])
+# Targets: a -1 first, garbage after the -1, duplicates, every class, a row with no -1.
+_MULTILABEL_TARGETS = np.array([
+    [-1, 2, 0, 1, 4],
+    [0, 3, -1, 3, 1],
+    [1, 1, 2, -1, -1],
+    [2, 4, 3, 0, 1],
+    [3, -1, 4, 2, 2],
+])
+
+
+def _torch_value_and_grad(function, x, target, reduction):
+    x = t(x).requires_grad_(True)
+    value = function(x, t(target), reduction=reduction)
+    (grad,) = torch.autograd.grad(value.sum(), x)
+    return value.detach().numpy(), grad.numpy()
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("name,target", [
+    ("multilabel_margin_loss", _MULTILABEL_TARGETS),
+    ("multi_margin_loss", np.array([0, 1, 2, 3, 4])),
+])
+def test_margin_losses_with_non_finite_logits_match_torch(name, target, reduction):
+    """Values and gradients against live torch 2.13 (float64) for NaN and +-inf logits: lossy_torch
+    (autograd through the formula), lossy_core's analytic gradient on NumPy, lossy_jax under jit."""
+    want, want_grad = _torch_value_and_grad(getattr(F, name), _EXTREME, target, reduction)
+    if reduction == "none":  # the case has rows that stay finite and rows that do not
+        assert np.isfinite(want).any() and not np.isfinite(want).all()
+    got, got_grad = _torch_value_and_grad(getattr(LF, name), _EXTREME, target, reduction)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-14)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the masked infinities stay quiet on NumPy
+        np.testing.assert_allclose(getattr(lossy_core, name)(_EXTREME, target, reduction=reduction), want, rtol=1e-14)
+    if reduction != "none":
+        _, grads = lossy_core.value_and_grad(name)(_EXTREME, target, reduction=reduction)
+        np.testing.assert_allclose(grads["input"], want_grad, rtol=1e-14)
+    jitted = jax.jit(lambda x, y: getattr(lossy_jax, name)(x, y, reduction=reduction))
+    np.testing.assert_allclose(np.asarray(jitted(jnp.asarray(_EXTREME, jnp.float32), jnp.asarray(target))),
+                               want.astype(np.float32), rtol=1e-6)
+
+
 @pytest.mark.parametrize("name,target", [
     ("multi_margin_loss", np.zeros((0,), dtype=np.int64)),
     ("multilabel_margin_loss", np.zeros((0, 4), dtype=np.int64)),
