@@ -112,6 +112,11 @@ class CustomGradient:
                     tensors = iter(ctx.saved_tensors)
                     everything = tuple(next(tensors) if x is None else x for x in ctx.layout)
                     arrays, saved = everything[:ctx.count], everything[ctx.count:]
+                    if saved and torch.is_grad_enabled():
+                        # create_graph=True (a gradient penalty, a Hessian-vector product): the saved
+                        # residuals are non-differentiable outputs, so recompute them from the inputs,
+                        # and the gradient is itself differentiable, as torch's losses' are.
+                        _, saved = forward(torch_xp, *arrays)
                     return tuple(backward(torch_xp, arrays, saved, upstream, ctx.needs_input_grad))
 
             Function.__name__ = Function.__qualname__ = self.__name__
