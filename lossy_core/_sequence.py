@@ -28,7 +28,7 @@ import math
 
 from ._autodiff import CustomGradient
 from ._backend import default_integer_dtype, dtype_name, is_concrete, namespace, quiet_floating_point, shape_of
-from ._primitives import scan, take_along_axis
+from ._primitives import scan, take_along_axis, take_entries
 from ._reductions import check_reduction, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import data_check, first_value, is_floating, is_integer, poison
@@ -285,8 +285,7 @@ def _prepare(log_probs, targets, input_lengths, target_lengths, blank, reduction
         if total == 0:
             labels = xp.zeros((N, S), dtype=index_dtype, device=_device(targets))
         else:
-            flat = xp.take(targets, xp.reshape(xp.clip(index, min=0, max=total - 1), (-1,)), axis=0)
-            labels = xp.reshape(flat, (N, S))
+            labels = take_entries(xp, targets, xp.clip(index, min=0, max=total - 1))
     kept = xp.reshape(xp.arange(S, dtype=index_dtype, device=_device(labels)), (1, S)) < xp.reshape(target_lengths, (N, 1))
     out_of_range = kept & ((labels < 0) | (labels >= C))
 
