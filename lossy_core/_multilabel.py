@@ -156,9 +156,9 @@ def _labels_in_range(xp, target, lowest, classes):
 
 
 def _multi_margin_terms(xp, input, target, weight, p, margin, derivative=False, in_range=False):
-    """Per class ``h_ni`` (zero at i = y_n) and, with ``derivative`` (for the gradient; else
-    None), ``dh/dz``; both ``(N, C)``. ``inside`` marks the labels in range (None when
-    ``in_range`` says all are)."""
+    """``(safe, inside, h, dh)``: the labels as gather indices (0 where out of range), ``inside``
+    marking the labels in range (None when ``in_range`` says all are), per class ``h_ni`` (zero
+    at i = y_n) and, with ``derivative`` (for the gradient; else None), ``dh/dz``; both ``(N, C)``."""
     frames, classes = _frames(input)
     x = xp.reshape(upcast(xp, input), (frames, classes))
     labels = xp.reshape(target, (frames,))
@@ -178,7 +178,7 @@ def _multi_margin_terms(xp, input, target, weight, p, margin, derivative=False, 
         w = xp.expand_dims(take_entries(xp, upcast(xp, weight), safe), axis=1)
         h = h * w
         dh = None if dh is None else dh * w
-    return x, safe, inside, h, dh
+    return safe, inside, h, dh
 
 
 def multi_margin_loss(input, target, /, *, weight=None, p=1, margin=1.0, reduction="mean"):
@@ -223,7 +223,7 @@ def multi_margin_loss(input, target, /, *, weight=None, p=1, margin=1.0, reducti
                 f"multi_margin_loss expects 'weight' in the dtype of 'input' ({input.dtype}), got {weight.dtype}"
             )
     in_range = _labels_in_range(xp, target, 0, classes)
-    x, _, inside, h, _ = _multi_margin_terms(xp, input, target, weight, p, margin, in_range=in_range)
+    _, inside, h, _ = _multi_margin_terms(xp, input, target, weight, p, margin, in_range=in_range)
     bad = None if in_range else data_check(xp, ~inside, raise_error=_out_of_range(
         "multi_margin_loss", f"target out of range: multi_margin_loss expects class indices in [0, {classes})"))
     per_sample = poison(xp, xp.sum(h, axis=1) / classes, bad)
@@ -236,8 +236,8 @@ def _multi_margin_vjp(xp, arrays, options, upstream):
     """d/dx_i = w_y dh_i / C for i != y and d/dx_y = -sum_i w_y dh_i / C, with dh = 1 or 2 z on z > 0."""
     input, target, weight = arrays["input"], arrays["target"], arrays.get("weight")
     frames, classes = _frames(input)
-    _, safe, _, _, dh = _multi_margin_terms(xp, input, target, weight, options["p"], options["margin"],
-                                            derivative=True)
+    safe, _, _, dh = _multi_margin_terms(xp, input, target, weight, options["p"], options["margin"],
+                                         derivative=True)
     out_shape = (frames,) if target.ndim == 1 else ()
     scale = spread_upstream(xp, upstream, input.dtype, out_shape, options["reduction"])
     dz = dh * xp.reshape(scale, (frames, 1)) / classes
