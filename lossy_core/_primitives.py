@@ -52,12 +52,41 @@ def logsumexp(xp, x, axis, keepdims=False):
     return _generic_logsumexp(xp, x, axis, keepdims)
 
 
+# Below this many entries along the reduced axis, XLA CPU's max reduction is a scalar loop (it
+# vectorises along a contiguous axis that fills a 64-byte register of float32).
+_SHORT_AXIS = 16
+
+
+def _shift_max(xp, x, axis):
+    """``max(x, axis, keepdims=True)`` with its gradient stopped: the shift of a log-sum-exp.
+
+    On jax, along a short axis, a reduction by ``p > q`` instead of ``max``, which does not
+    propagate NaN. XLA CPU's NaN-propagating max reduction is a scalar loop there: over 256 rows
+    of 10 float32 it takes 1.8 us where this one takes 0.9, 8192x10 23 vs 10 us (jax 0.10;
+    cross entropy 256x10 f+b against optax 1.02 -> 0.99x). Along 32 or more contiguous
+    entries XLA vectorises the max and this reduction is 1.4-2x slower, so longer axes keep it.
+    The shift need not be NaN: a NaN in a row makes the row's sum of exponentials NaN whatever
+    the shift, and every caller's result goes through that sum. On rows without NaN both
+    reductions give the max exactly.
+    """
+    if not (is_jax(xp) and x.shape[axis] < _SHORT_AXIS):
+        return stop_gradient(xp, xp.max(x, axis=axis, keepdims=True))
+    import jax
+    import jax.numpy as jnp
+
+    x = jax.lax.stop_gradient(x)  # no tangent reaches the reduction (it has no JVP rule)
+    axis = axis % x.ndim
+    lowest = jnp.array(-math.inf, dtype=x.dtype)
+    row_max = jax.lax.reduce(x, lowest, lambda p, q: jnp.where(p > q, p, q), (axis,))
+    return jnp.expand_dims(row_max, axis)
+
+
 def _max_shifted(xp, x, axis):
     """``(shift, x - shift, log(sum(exp(x - shift), axis)))`` with the row max as the
     (gradient-stopped) shift: torch's and jax's log_softmax form. An all -inf row is shifted by
     0 and a +inf max is kept, so both rows give NaN, as torch.log_softmax does
     (``x - logsumexp`` would give -inf beside a +inf)."""
-    shift = stop_gradient(xp, xp.max(x, axis=axis, keepdims=True))
+    shift = _shift_max(xp, x, axis)
     shift = xp.where(shift == -math.inf, xp.zeros_like(shift), shift)
     shifted = x - shift
     return shift, shifted, xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
@@ -74,10 +103,11 @@ def log_softmax(xp, x, axis):
         import torch  # the kernel torch's own cross_entropy uses: bit-identical values
 
         return torch.log_softmax(x, dim=axis)
-    if is_jax(xp):
+    if is_jax(xp) and x.shape[axis] >= _SHORT_AXIS:
         import jax  # stops the gradient of its max shift, as the generic body does
 
         return jax.nn.log_softmax(x, axis=axis)
+    # jax along a short axis too: the same operations, with the faster shift (_shift_max)
     return _generic_log_softmax(xp, x, axis)
 
 

@@ -249,6 +249,32 @@ def test_logsumexp_shift_gradient_is_stopped(framework):
     np.testing.assert_allclose(grad, softmax, rtol=1e-12)
 
 
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_shift_max_on_jax(dtype, axis):
+    """jax's shift reduction (no NaN propagation) equals numpy's max on rows without NaN,
+    and a NaN anywhere in a row still makes the row's log-sum NaN; no gradient reaches it."""
+    import jax
+    import jax.numpy as jnp
+
+    rows = _rows().astype(dtype)
+    nan_everywhere = np.full((5, 5), 2.0, dtype=dtype)
+    np.fill_diagonal(nan_everywhere, NAN)  # the NaN at each position of the row in turn
+    values = np.concatenate([rows, nan_everywhere, np.full((1, 5), NAN, dtype=dtype)])
+    if axis == 0:
+        values = values.T.copy()
+    x = jnp.asarray(values)
+    shift = np.asarray(P._shift_max(jnp, x, axis))
+    with np.errstate(invalid="ignore"):
+        expected = np.max(values, axis=axis, keepdims=True)
+    has_nan = np.isnan(values).any(axis=axis, keepdims=True)
+    np.testing.assert_array_equal(shift[~has_nan], expected[~has_nan])
+    _, _, log_sum = P._max_shifted(jnp, x, axis)
+    assert np.isnan(np.asarray(log_sum)[has_nan]).all() and has_nan.sum() == 7
+    grad = jax.grad(lambda v: jnp.sum(P._shift_max(jnp, v, axis)))(jnp.asarray(values[:3] if axis else values[:, :3]))
+    assert not np.asarray(grad).any()
 # -- take_along_axis / one_hot --------------------------------------------------------
 
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
