@@ -28,7 +28,7 @@ import math
 
 from ._autodiff import CustomGradient
 from ._backend import default_integer_dtype, dtype_name, is_concrete, namespace, quiet_floating_point, shape_of
-from ._primitives import scan, take_along_axis, take_entries
+from ._primitives import logsumexp_of, scan, take_along_axis, take_entries
 from ._reductions import check_reduction, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import data_check, first_value, is_floating, is_integer, poison
@@ -58,10 +58,7 @@ def _lengths(xp, lengths, like, argument):
 
 def _lse3(xp, a, b, c):
     """``log(exp(a) + exp(b) + exp(c))``, elementwise; -inf where all three are -inf."""
-    m = xp.maximum(a, xp.maximum(b, c))
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    with quiet_floating_point(xp):
-        return m + xp.log(xp.exp(a - m) + xp.exp(b - m) + xp.exp(c - m))
+    return logsumexp_of(xp, (a, b, c))
 
 
 def _shift(xp, x, by, fill):
@@ -75,7 +72,8 @@ def _shift(xp, x, by, fill):
 
 
 def _lattice(xp, log_probs, ext, target_lengths):
-    """Per-frame emissions ``(T, N, L)``, the valid positions and the skip transitions ``(N, L)``."""
+    """Per-frame emissions ``(T, N, L)``; the same, -inf outside each target's lattice; the valid
+    positions and the skip transitions ``(N, L)``."""
     T, N, _ = shape_of(log_probs)
     L = shape_of(ext)[1]
     index = xp.broadcast_to(xp.expand_dims(ext, axis=0), (T, N, L))
@@ -83,28 +81,43 @@ def _lattice(xp, log_probs, ext, target_lengths):
     positions = xp.reshape(xp.arange(L, dtype=ext.dtype, device=_device(ext)), (1, L))
     valid = positions < xp.reshape(2 * target_lengths + 1, (N, 1))
     skip = (positions >= 2) & (ext != _shift(xp, ext, 2, -1))
-    return emissions, valid, skip
+    lattice_emissions = xp.where(valid, emissions, _negative_infinity(xp, emissions, (N, L)))
+    return emissions, lattice_emissions, valid, skip
 
 
-def _alphas(xp, emissions, valid, skip, input_lengths):
-    """The log-space forward variables ``alpha_t`` (T, N, L), frozen after each input's end."""
-    T = shape_of(emissions)[0]
-    neg_inf = xp.full(shape_of(valid), -math.inf, dtype=emissions.dtype, device=_device(emissions))
-    positions = xp.arange(shape_of(valid)[1], device=_device(emissions))
-    first = xp.where(valid & (xp.reshape(positions, (1, -1)) < 2), emissions[0, ...], neg_inf)
-    running = xp.reshape(input_lengths, (-1, 1))
+def _negative_infinity(xp, like, shape):
+    return xp.full(shape, -math.inf, dtype=like.dtype, device=_device(like))
+
+
+def _bias(xp, allowed, neg_inf):
+    """0 where a transition is ``allowed``, -inf elsewhere: added inside the log-sum-exp."""
+    return xp.where(allowed, xp.zeros_like(neg_inf), neg_inf)
+
+
+def _alphas(xp, lattice_emissions, skip, input_lengths):
+    """The log-space forward variables ``alpha_t`` (T, N, L), frozen after each input's end.
+
+    Positions outside a target's lattice stay -inf through its -inf emissions (a NaN there
+    reaches only positions further right, never the end the loss reads)."""
+    T, N, L = shape_of(lattice_emissions)
+    neg_inf = _negative_infinity(xp, lattice_emissions, (N, L))
+    positions = xp.reshape(xp.arange(L, device=_device(lattice_emissions)), (1, L))
+    first = xp.where(positions < 2, lattice_emissions[0, ...], neg_inf)
+    skip_bias = _bias(xp, skip, neg_inf)
+    pad = _negative_infinity(xp, lattice_emissions, (N, 2))
 
     def step(alpha, x):
-        emission, t = x
-        new = _lse3(xp, alpha, _shift(xp, alpha, 1, -math.inf), xp.where(skip, _shift(xp, alpha, 2, -math.inf), neg_inf))
-        new = xp.where(valid, new + emission, neg_inf)
-        alpha = xp.where(t < running, new, alpha)
+        emission, running = x
+        moved = xp.concat([pad, alpha], axis=1)  # alpha moved right by 2 - j at moved[:, j : j + L]
+        new = _lse3(xp, alpha, moved[:, 1: L + 1], moved[:, :L] + skip_bias) + emission
+        alpha = xp.where(running, new, alpha)
         return alpha, alpha
 
     if T == 1:
         return xp.expand_dims(first, axis=0)
-    frames = xp.arange(1, T, dtype=input_lengths.dtype, device=_device(emissions))
-    _, rest = scan(xp, step, first, (emissions[1:, ...], frames))
+    frames = xp.reshape(xp.arange(1, T, dtype=input_lengths.dtype, device=_device(lattice_emissions)), (T - 1, 1, 1))
+    running = frames < xp.reshape(input_lengths, (1, N, 1))  # (T - 1, N, 1)
+    _, rest = scan(xp, step, first, (lattice_emissions[1:, ...], running))
     return xp.concat([xp.expand_dims(first, axis=0), rest], axis=0)
 
 
@@ -126,8 +139,8 @@ def _nll(xp, alphas, input_lengths, target_lengths):
 
 
 def _ctc_forward(xp, log_probs, ext, input_lengths, target_lengths, *, zero_infinity):
-    emissions, valid, skip = _lattice(xp, log_probs, ext, target_lengths)
-    nll = _nll(xp, _alphas(xp, emissions, valid, skip, input_lengths), input_lengths, target_lengths)
+    _, lattice_emissions, _, skip = _lattice(xp, log_probs, ext, target_lengths)
+    nll = _nll(xp, _alphas(xp, lattice_emissions, skip, input_lengths), input_lengths, target_lengths)
     if zero_infinity:
         nll = xp.where(nll == math.inf, xp.zeros_like(nll), nll)
     return nll
@@ -140,39 +153,46 @@ def _ctc_backward(xp, arrays, upstream, needs, *, zero_infinity):
         return (None, None, None, None)
     T, N, C = shape_of(log_probs)
     L = shape_of(ext)[1]
-    emissions, valid, skip = _lattice(xp, log_probs, ext, target_lengths)
-    alphas = _alphas(xp, emissions, valid, skip, input_lengths)
+    emissions, lattice_emissions, _, skip = _lattice(xp, log_probs, ext, target_lengths)
+    alphas = _alphas(xp, lattice_emissions, skip, input_lengths)
     nll = _nll(xp, alphas, input_lengths, target_lengths)
-    neg_inf = xp.full((N, L), -math.inf, dtype=log_probs.dtype, device=_device(log_probs))
+    neg_inf = _negative_infinity(xp, log_probs, (N, L))
     positions = xp.reshape(xp.arange(L, dtype=ext.dtype, device=_device(ext)), (1, L))
     two_s = xp.reshape(2 * target_lengths, (N, 1))
     ends = (positions == two_s) | ((positions == two_s - 1) & (two_s > 0))
-    skip_from = _shift(xp, skip, -2, False)  # position s may jump to s + 2
+    skip_bias = _bias(xp, _shift(xp, skip, -2, False), neg_inf)  # position s may jump to s + 2
     classes = xp.reshape(xp.arange(C, dtype=ext.dtype, device=_device(ext)), (1, 1, C))
     one_hot = xp.astype(xp.expand_dims(ext, axis=2) == classes, log_probs.dtype)  # (N, L, C)
-    last = xp.reshape(input_lengths - 1, (N, 1))
     scale = xp.reshape(xp.astype(upstream, log_probs.dtype), (N, 1))
-    shift = xp.reshape(nll, (N, 1))
+    pad = _negative_infinity(xp, log_probs, (N, 2))
+    zeros = xp.zeros((N, C), dtype=log_probs.dtype, device=_device(log_probs))
+    # Everything that does not depend on beta, for every frame at once: beta starts at each
+    # input's last frame and is -inf after it; the gradient is 0 from there on (and, with
+    # zero_infinity, for an impossible target); the occupancy's exponent without beta.
+    frames = xp.reshape(xp.arange(T, dtype=input_lengths.dtype, device=_device(log_probs)), (T, 1, 1))
+    last = xp.reshape(input_lengths - 1, (1, N, 1))
+    at_last, before_last, in_input = frames == last, frames < last, frames <= last
+    if zero_infinity:
+        in_input = in_input & xp.reshape(nll != math.inf, (1, N, 1))
+    starts = xp.where(ends, lattice_emissions, neg_inf)
+    with quiet_floating_point(xp):
+        partial_exponents = alphas - emissions + xp.reshape(nll, (1, N, 1))  # NaN for an impossible target
+    probabilities = xp.exp(log_probs)
 
     def step(beta, x):
-        emission, alpha, log_prob, t = x
-        new = _lse3(xp, beta, _shift(xp, beta, -1, -math.inf), xp.where(skip_from, _shift(xp, beta, -2, -math.inf), neg_inf))
-        new = xp.where(valid, new + emission, neg_inf)
-        start = xp.where(valid & ends, emission, neg_inf)
-        beta = xp.where(last == t, start, xp.where(last > t, new, neg_inf))
+        emission, start, partial_exponent, probability, is_last, is_before, is_in = x
+        moved = xp.concat([beta, pad], axis=1)  # beta moved left by j at moved[:, j : j + L]
+        new = _lse3(xp, beta, moved[:, 1: L + 1], moved[:, 2:] + skip_bias) + emission
+        beta = xp.where(is_last, start, xp.where(is_before, new, neg_inf))
         with quiet_floating_point(xp):
-            occupancy = xp.exp(alpha + beta - emission + shift)  # (N, L), NaN for an impossible target
+            occupancy = xp.exp(partial_exponent + beta)  # (N, L)
         # (N, C). A sum, not a matmul: torch runs this backward under the caller's autocast,
         # which would compute a matmul in bfloat16.
         per_class = xp.sum(xp.expand_dims(occupancy, axis=2) * one_hot, axis=1)
-        grad = (xp.exp(log_prob) - per_class) * scale
-        grad = xp.where(last >= t, grad, xp.zeros_like(grad))
-        if zero_infinity:
-            grad = xp.where(shift == math.inf, xp.zeros_like(grad), grad)
-        return beta, grad
+        return beta, xp.where(is_in, (probability - per_class) * scale, zeros)
 
-    frames = xp.arange(T, dtype=input_lengths.dtype, device=_device(log_probs))
-    _, grads = scan(xp, step, neg_inf, (emissions, alphas, log_probs, frames), reverse=True)
+    _, grads = scan(xp, step, neg_inf, (lattice_emissions, starts, partial_exponents, probabilities, at_last,
+                                        before_last, in_input), reverse=True)
     return (grads, None, None, None)
 
 

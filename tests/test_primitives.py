@@ -92,6 +92,20 @@ def test_log_softmax(xp, dtype, axis):
     close(generic, expected, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logsumexp_of(xp, dtype):
+    """Elementwise over three arrays (the columns of the edge rows, so all -inf, +inf, NaN and
+    +-1e4 mixes occur) equal torch.logsumexp of their stack in float64, delegated and generic."""
+    values = _rows().astype(dtype)
+    columns = [xp.asarray(np.ascontiguousarray(values[:, j])) for j in (0, 1, 3)]
+    expected = torch.logsumexp(torch.from_numpy(values[:, [0, 1, 3]].T.astype(np.float64)), dim=0).numpy()
+    assert np.isneginf(expected[3]) and np.isnan(expected[7]) and expected[8] == INF
+    for function in (P.logsumexp_of, P._generic_logsumexp_of):
+        got = function(xp, columns)
+        assert got.dtype == columns[0].dtype and tuple(got.shape) == (values.shape[0],)
+        close(got, expected, dtype)
+
+
 # -- log_sigmoid / softplus ------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -144,6 +158,8 @@ def test_xlogx(xp, dtype):
 UNARY = [("log_sigmoid", lambda xp, x: P.log_sigmoid(xp, x), lambda xp, x: P._generic_log_sigmoid(xp, x)),
          ("softplus", lambda xp, x: P.softplus(xp, x), lambda xp, x: P._generic_softplus(xp, x)),
          ("logsumexp", lambda xp, x: P.logsumexp(xp, x, 1), lambda xp, x: P._generic_logsumexp(xp, x, 1)),
+         ("logsumexp_of", lambda xp, x: P.logsumexp_of(xp, [x[:, 0], x[:, 1], x[:, 3]]),
+          lambda xp, x: P._generic_logsumexp_of(xp, [x[:, 0], x[:, 1], x[:, 3]])),
          ("log_softmax", lambda xp, x: P.log_softmax(xp, x, 1) * _cotangent(xp, x),
           lambda xp, x: P._generic_log_softmax(xp, x, 1) * _cotangent(xp, x))]
 
@@ -154,7 +170,7 @@ def _cotangent(xp, x):
 
 
 def _grad_inputs(name):
-    return _rows() if name in ("logsumexp", "log_softmax") else POINTS
+    return _rows() if name in ("logsumexp", "logsumexp_of", "log_softmax") else POINTS
 
 
 def _compare_gradients(delegated, generic, dtype, values=None):
