@@ -9,6 +9,7 @@ It is used where differentiating the formula would not give torch's gradient
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 from ._backend import is_jax, is_torch
@@ -119,6 +120,10 @@ class CustomGradient:
                         _, saved = forward(torch_xp, *arrays)
                     return tuple(backward(torch_xp, arrays, saved, upstream, ctx.needs_input_grad))
 
+            # With setup_context defined, Function.apply binds its arguments to forward's
+            # signature on every call; inspect.signature of a function without a cached
+            # __signature__ took 4 of the 14 us an apply costs (torch 2.13, measured).
+            Function.forward.__signature__ = inspect.signature(Function.forward)
             Function.__name__ = Function.__qualname__ = self.__name__
             self._torch_function = Function.apply
         return self._torch_function
