@@ -139,14 +139,16 @@ def _nll(xp, alphas, input_lengths, target_lengths):
 
 
 def _ctc_forward(xp, log_probs, ext, input_lengths, target_lengths, *, zero_infinity):
+    """``(loss per sample, (alphas,))``: the recursion's alphas are saved for the backward (as
+    torch's kernel saves its log_alpha), which would otherwise run the recursion again."""
     _, lattice_emissions, _, skip = _lattice(xp, log_probs, ext, target_lengths)
-    nll = _nll(xp, _alphas(xp, lattice_emissions, skip, input_lengths), input_lengths, target_lengths)
-    if zero_infinity:
-        nll = xp.where(nll == math.inf, xp.zeros_like(nll), nll)
-    return nll
+    alphas = _alphas(xp, lattice_emissions, skip, input_lengths)
+    nll = _nll(xp, alphas, input_lengths, target_lengths)
+    loss = xp.where(nll == math.inf, xp.zeros_like(nll), nll) if zero_infinity else nll
+    return loss, (alphas,)
 
 
-def _ctc_backward(xp, arrays, upstream, needs, *, zero_infinity):
+def _ctc_backward(xp, arrays, saved, upstream, needs, *, zero_infinity):
     """torch's ``ctc_loss_backward``: ``upstream[n] (exp(lp) - sum_{l'_s = c} gamma_t(s))`` for t < T_n."""
     log_probs, ext, input_lengths, target_lengths = arrays
     if not needs[0]:
@@ -154,8 +156,8 @@ def _ctc_backward(xp, arrays, upstream, needs, *, zero_infinity):
     T, N, C = shape_of(log_probs)
     L = shape_of(ext)[1]
     emissions, lattice_emissions, _, skip = _lattice(xp, log_probs, ext, target_lengths)
-    alphas = _alphas(xp, lattice_emissions, skip, input_lengths)
-    nll = _nll(xp, alphas, input_lengths, target_lengths)
+    (alphas,) = saved
+    nll = _nll(xp, alphas, input_lengths, target_lengths)  # the loss not zeroed (not saved: it may be the output)
     neg_inf = _negative_infinity(xp, log_probs, (N, L))
     positions = xp.reshape(xp.arange(L, dtype=ext.dtype, device=_device(ext)), (1, L))
     two_s = xp.reshape(2 * target_lengths, (N, 1))
@@ -202,21 +204,21 @@ def _forward_keep_inf(xp, *arrays):
     return _ctc_forward(xp, *arrays, zero_infinity=False)
 
 
-def _backward_keep_inf(xp, arrays, upstream, needs):
-    return _ctc_backward(xp, arrays, upstream, needs, zero_infinity=False)
+def _backward_keep_inf(xp, arrays, saved, upstream, needs):
+    return _ctc_backward(xp, arrays, saved, upstream, needs, zero_infinity=False)
 
 
 def _forward_zero_inf(xp, *arrays):
     return _ctc_forward(xp, *arrays, zero_infinity=True)
 
 
-def _backward_zero_inf(xp, arrays, upstream, needs):
-    return _ctc_backward(xp, arrays, upstream, needs, zero_infinity=True)
+def _backward_zero_inf(xp, arrays, saved, upstream, needs):
+    return _ctc_backward(xp, arrays, saved, upstream, needs, zero_infinity=True)
 
 
 _CTC = {
-    False: CustomGradient(_forward_keep_inf, _backward_keep_inf, "CTCLoss"),
-    True: CustomGradient(_forward_zero_inf, _backward_zero_inf, "CTCLossZeroInfinity"),
+    False: CustomGradient(_forward_keep_inf, _backward_keep_inf, "CTCLoss", residuals=True),
+    True: CustomGradient(_forward_zero_inf, _backward_zero_inf, "CTCLossZeroInfinity", residuals=True),
 }
 
 
@@ -377,7 +379,9 @@ def _ctc_vjp(xp, arrays, options, upstream):
         per_sample = reduction_vjp(xp, upstream, (N,), "mean") / xp.astype(xp.clip(tl, min=1), lp.dtype)
     else:
         per_sample = reduction_vjp(xp, upstream, (N,), reduction)
-    (grad, *_) = _ctc_backward(xp, (lp, ext, il, tl), per_sample, (True,), zero_infinity=bool(options["zero_infinity"]))
+    zero_infinity = bool(options["zero_infinity"])
+    _, saved = _ctc_forward(xp, lp, ext, il, tl, zero_infinity=zero_infinity)
+    (grad, *_) = _ctc_backward(xp, (lp, ext, il, tl), saved, per_sample, (True,), zero_infinity=zero_infinity)
     return {"log_probs": xp.reshape(grad, shape_of(arrays["log_probs"]))}
 
 
