@@ -103,8 +103,16 @@ def _shift_max(xp, x, axis):
     x = jax.lax.stop_gradient(x)  # no tangent reaches the reduction (it has no JVP rule)
     axis = axis % x.ndim
     lowest = jnp.array(-math.inf, dtype=x.dtype)
-    row_max = jax.lax.reduce(x, lowest, lambda p, q: jnp.where(p > q, p, q), (axis,))
+    row_max = jax.lax.reduce(x, lowest, _greater_of, (axis,))
     return jnp.expand_dims(row_max, axis)
+
+
+def _greater_of(p, q):
+    """The reducer of ``_shift_max``: one module-level function, so jax caches the reduction it
+    traces (a new lambda per call made every eager call compile again: 35 ms against 0.1)."""
+    import jax.numpy as jnp
+
+    return jnp.where(p > q, p, q)
 
 
 def _max_shifted(xp, x, axis):
