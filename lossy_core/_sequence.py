@@ -56,11 +56,6 @@ def _lengths(xp, lengths, like, argument):
     return xp.reshape(lengths if lengths.dtype == index else xp.astype(lengths, index), (-1,))
 
 
-def _lse3(xp, a, b, c):
-    """``log(exp(a) + exp(b) + exp(c))``, elementwise; -inf where all three are -inf."""
-    return logsumexp_of(xp, (a, b, c))
-
-
 def _shift(xp, x, by, fill):
     """``x`` moved ``by`` positions along axis 1 (right for by > 0), ``fill`` entering."""
     n, length = shape_of(x)
@@ -72,8 +67,8 @@ def _shift(xp, x, by, fill):
 
 
 def _lattice(xp, log_probs, ext, target_lengths):
-    """Per-frame emissions ``(T, N, L)``; the same, -inf outside each target's lattice; the valid
-    positions and the skip transitions ``(N, L)``."""
+    """Per-frame emissions ``(T, N, L)``; the same, -inf outside each target's lattice; the skip
+    transitions ``(N, L)``."""
     T, N, _ = shape_of(log_probs)
     L = shape_of(ext)[1]
     index = xp.broadcast_to(xp.expand_dims(ext, axis=0), (T, N, L))
@@ -82,7 +77,7 @@ def _lattice(xp, log_probs, ext, target_lengths):
     valid = positions < xp.reshape(2 * target_lengths + 1, (N, 1))
     skip = (positions >= 2) & (ext != _shift(xp, ext, 2, -1))
     lattice_emissions = xp.where(valid, emissions, _negative_infinity(xp, emissions, (N, L)))
-    return emissions, lattice_emissions, valid, skip
+    return emissions, lattice_emissions, skip
 
 
 def _negative_infinity(xp, like, shape):
@@ -109,7 +104,7 @@ def _alphas(xp, lattice_emissions, skip, input_lengths):
     def step(alpha, x):
         emission, running = x
         moved = xp.concat([pad, alpha], axis=1)  # alpha moved right by 2 - j at moved[:, j : j + L]
-        new = _lse3(xp, alpha, moved[:, 1: L + 1], moved[:, :L] + skip_bias) + emission
+        new = logsumexp_of(xp, (alpha, moved[:, 1: L + 1], moved[:, :L] + skip_bias)) + emission
         alpha = xp.where(running, new, alpha)
         return alpha, alpha
 
@@ -127,7 +122,7 @@ def _end(xp, x, target_lengths):
     a = xp.squeeze(take_along_axis(xp, x, last, axis=1), axis=1)
     b = xp.squeeze(take_along_axis(xp, x, xp.clip(last - 1, min=0), axis=1), axis=1)
     b = xp.where(target_lengths > 0, b, xp.full_like(b, -math.inf))
-    return _lse3(xp, a, b, xp.full_like(a, -math.inf))
+    return logsumexp_of(xp, (a, b))
 
 
 def _nll(xp, alphas, input_lengths, target_lengths):
@@ -141,7 +136,7 @@ def _nll(xp, alphas, input_lengths, target_lengths):
 def _ctc_forward(xp, log_probs, ext, input_lengths, target_lengths, *, zero_infinity):
     """``(loss per sample, (alphas,))``: the recursion's alphas are saved for the backward (as
     torch's kernel saves its log_alpha), which would otherwise run the recursion again."""
-    _, lattice_emissions, _, skip = _lattice(xp, log_probs, ext, target_lengths)
+    _, lattice_emissions, skip = _lattice(xp, log_probs, ext, target_lengths)
     alphas = _alphas(xp, lattice_emissions, skip, input_lengths)
     nll = _nll(xp, alphas, input_lengths, target_lengths)
     loss = xp.where(nll == math.inf, xp.zeros_like(nll), nll) if zero_infinity else nll
@@ -155,7 +150,7 @@ def _ctc_backward(xp, arrays, saved, upstream, needs, *, zero_infinity):
         return (None, None, None, None)
     T, N, C = shape_of(log_probs)
     L = shape_of(ext)[1]
-    emissions, lattice_emissions, _, skip = _lattice(xp, log_probs, ext, target_lengths)
+    emissions, lattice_emissions, skip = _lattice(xp, log_probs, ext, target_lengths)
     (alphas,) = saved
     nll = _nll(xp, alphas, input_lengths, target_lengths)  # the loss not zeroed (not saved: it may be the output)
     neg_inf = _negative_infinity(xp, log_probs, (N, L))
@@ -184,7 +179,7 @@ def _ctc_backward(xp, arrays, saved, upstream, needs, *, zero_infinity):
     def step(beta, x):
         emission, start, partial_exponent, probability, is_last, is_before, is_in = x
         moved = xp.concat([beta, pad], axis=1)  # beta moved left by j at moved[:, j : j + L]
-        new = _lse3(xp, beta, moved[:, 1: L + 1], moved[:, 2:] + skip_bias) + emission
+        new = logsumexp_of(xp, (beta, moved[:, 1: L + 1], moved[:, 2:] + skip_bias)) + emission
         beta = xp.where(is_last, start, xp.where(is_before, new, neg_inf))
         with quiet_floating_point(xp):
             occupancy = xp.exp(partial_exponent + beta)  # (N, L)
