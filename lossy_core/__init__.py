@@ -26,6 +26,7 @@ from ._adaptive import adaptive_log_prob, adaptive_log_softmax_with_loss, adapti
 from ._focal import binary_focal_loss, class_balanced_weights, sigmoid_focal_loss, softmax_focal_loss
 from ._focal_variants import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from ._imbalance import asymmetric_loss, poly1_cross_entropy
+from ._linear import linear_cross_entropy
 from ._reductions import legacy_reduction
 from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses, missing_gradients
 from ._gradients import value_and_grad

@@ -61,6 +61,7 @@ def device_of(x):
 _TORCH_NAMES = frozenset({"torch", "array_api_compat.torch"})
 _JAX_NAMES = frozenset({"jax.numpy", "jax.experimental.array_api"})
 _NUMPY_NAMES = frozenset({"numpy", "array_api_compat.numpy"})
+_CUPY_NAMES = frozenset({"cupy", "array_api_compat.cupy"})
 
 
 def is_torch(xp) -> bool:
@@ -73,6 +74,10 @@ def is_jax(xp) -> bool:
 
 def is_numpy(xp) -> bool:
     return getattr(xp, "__name__", None) in _NUMPY_NAMES
+
+
+def is_cupy(xp) -> bool:
+    return getattr(xp, "__name__", None) in _CUPY_NAMES
 
 
 def is_number(value) -> bool:

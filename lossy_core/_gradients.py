@@ -45,38 +45,45 @@ def value_and_grad(loss):
     output (``'mean'``, ``'sum'``); required, with the output's shape, for ``'none'``.
     """
     spec = _spec_of(loss)
-    if spec.vjp is None:
+    if spec.vjp is None and spec.value_and_vjp is None:
         raise NotImplementedError(f"{spec.name} has no analytic gradient yet")
     signature = spec.signature()
 
     @functools.wraps(spec.function)
     def value_and_grad_of_loss(*args, upstream=None, **kwargs):
-        value = spec.function(*args, **kwargs)
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         names = spec.arrays + spec.optional_arrays
         arrays = {n: bound.arguments[n] for n in names}
         options = {o.name: bound.arguments[o.name] for o in spec.options}
         xp = namespace(*(a for a in arrays.values() if a is not None))
-        if upstream is None:
-            if value.ndim != 0:
-                raise ValueError(
-                    f"value_and_grad({spec.name}): the output has shape {fmt_shape(shape_of(value))}; "
-                    "pass 'upstream' (the gradient of the output, of that shape)"
-                )
-            upstream = xp.ones((), dtype=value.dtype, device=device_of(value))
+        if spec.value_and_vjp is not None:  # one pass: the loss's work serves value and gradient
+            value, grads = spec.value_and_vjp(xp, arrays, options, upstream)
         else:
-            upstream = xp.asarray(upstream, dtype=value.dtype, device=device_of(value))
-            if shape_of(upstream) != shape_of(value):
-                raise ValueError(
-                    f"value_and_grad({spec.name}): 'upstream' has shape {fmt_shape(shape_of(upstream))}, "
-                    f"the output {fmt_shape(shape_of(value))}"
-                )
-        grads = spec.vjp(xp, arrays, options, upstream)
+            value = spec.function(*args, **kwargs)
+            grads = spec.vjp(xp, arrays, options, _upstream_for(spec, xp, value, upstream))
         # a Python number in an array's place (gaussian_nll_loss's float ``var``) has no gradient
         wanted = [n for n in spec.differentiable
                   if hasattr(arrays.get(n), "dtype") and is_floating(xp, arrays[n])]
-        return value, {n: grads[n] for n in wanted}
+        return value, {n: grads[n] for n in wanted if n in grads}
 
     value_and_grad_of_loss.__name__ = f"value_and_grad_{spec.name}"
     return value_and_grad_of_loss
+
+
+def _upstream_for(spec, xp, value, upstream):
+    """The gradient of the output: 1 for a scalar output, else ``upstream`` (required, the output's shape)."""
+    if upstream is None:
+        if value.ndim != 0:
+            raise ValueError(
+                f"value_and_grad({spec.name}): the output has shape {fmt_shape(shape_of(value))}; "
+                "pass 'upstream' (the gradient of the output, of that shape)"
+            )
+        return xp.ones((), dtype=value.dtype, device=device_of(value))
+    upstream = xp.asarray(upstream, dtype=value.dtype, device=device_of(value))
+    if shape_of(upstream) != shape_of(value):
+        raise ValueError(
+            f"value_and_grad({spec.name}): 'upstream' has shape {fmt_shape(shape_of(upstream))}, "
+            f"the output {fmt_shape(shape_of(value))}"
+        )
+    return upstream

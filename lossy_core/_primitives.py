@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 
-from ._backend import device_of, is_jax, is_torch, quiet_floating_point, shape_of
+from ._backend import device_of, is_cupy, is_jax, is_numpy, is_torch, quiet_floating_point, shape_of
 
 
 # -- stop_gradient ---------------------------------------------------------------
@@ -509,6 +509,42 @@ def take_entries(xp, values, indices):
         # each a few microseconds on small batches) and needs 1-D indices (two reshapes).
         return values[indices]
     return _generic_take_entries(xp, values, indices)
+
+
+def _generic_add_at_index(xp, x, index, values):
+    classes = xp.arange(shape_of(x)[1], dtype=index.dtype, device=device_of(index))
+    hits = xp.expand_dims(index, axis=1) == xp.reshape(classes, (1, -1, 1))
+    return x + xp.where(hits, xp.expand_dims(values, axis=1), xp.zeros_like(x))
+
+
+def add_at_index(xp, x, index, values):
+    """``x[n, index[n, p], p] += values[n, p]`` for ``x`` of shape ``(N, C, P)`` and in-range
+    ``index``/``values`` of shape ``(N, P)``: in place on torch (``scatter_add_``), NumPy and CuPy
+    (one entry per ``(n, p)``, so fancy indexing has no repeats), ``.at[].add`` on jax; the generic
+    body adds through a comparison with the class range (a temporary of ``x``'s size). Returns
+    the result (``x`` itself where in place)."""
+    if is_torch(xp):
+        return x.scatter_add_(1, xp.expand_dims(index, axis=1), xp.expand_dims(values, axis=1))
+    n, _, p = shape_of(x)
+    if is_jax(xp) or is_numpy(xp) or is_cupy(xp):
+        rows = xp.reshape(xp.arange(n, device=device_of(index)), (n, 1))
+        positions = xp.reshape(xp.arange(p, device=device_of(index)), (1, p))
+        if is_jax(xp):
+            return x.at[rows, index, positions].add(values)
+        x[rows, index, positions] += values
+        return x
+    return _generic_add_at_index(xp, x, index, values)
+
+
+def exp_in_place(xp, x):
+    """``exp(x)``, written over ``x`` where the namespace can (torch, NumPy, CuPy): a buffer of
+    logits becomes its exponentials with no second buffer. Returns the result."""
+    if is_torch(xp):
+        return x.exp_()
+    if is_numpy(xp) or is_cupy(xp):
+        native = __import__("cupy" if is_cupy(xp) else "numpy")
+        return native.exp(x, out=x)
+    return xp.exp(x)
 
 
 def one_hot(xp, indices, num_classes, dtype, axis=-1):

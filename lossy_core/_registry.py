@@ -88,6 +88,11 @@ class LossSpec:
     # ``differentiable``, in that argument's shape and dtype, as torch autograd gives it.
     # It is called only after the loss itself accepted the same arguments (value_and_grad).
     vjp: Callable | None = None
+    # One pass for the value and the gradients, where the loss's work is shared between them:
+    # ``value_and_vjp(xp, arrays, options, upstream) -> (value, {name: gradient})``; ``upstream``
+    # may be None (1 for a scalar output). It validates the arguments itself, as the loss does;
+    # ``value_and_grad`` uses it instead of ``function`` then ``vjp``.
+    value_and_vjp: Callable | None = None
 
     @property
     def static_options(self) -> tuple[str, ...]:
@@ -127,7 +132,7 @@ def losses() -> list[LossSpec]:
 
 def missing_gradients() -> list[str]:
     """Names of the registered losses that have no analytic gradient (``vjp``) yet."""
-    return [spec.name for spec in REGISTRY.values() if spec.vjp is None]
+    return [spec.name for spec in REGISTRY.values() if spec.vjp is None and spec.value_and_vjp is None]
 
 
 def get(name: str) -> LossSpec:

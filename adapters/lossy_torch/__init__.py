@@ -20,7 +20,7 @@ from ._binding import LossModule, make_module as _make_module
 
 __all__ = ["functional", "LossModule", "AdaptiveLogSoftmaxWithLoss"]
 for _spec in _core.losses():
-    if _spec.torch is not None and _spec.torch.module is not None:
+    if _spec.torch is not None and _spec.torch.module is not None and _spec.extra.get("adapters") != "own":
         _make_module(_spec, globals())
         __all__.append(_spec.torch.module)
 del _spec

@@ -11,7 +11,7 @@ from ._binding import make_functional as _make_functional
 
 __all__ = []
 for _spec in _core.losses():
-    if _spec.torch is not None:
+    if _spec.torch is not None and _spec.extra.get("adapters") != "own":  # own: bound in ._linear
         _make_functional(_spec, globals())
         __all__.append(_spec.torch.function)
 del _spec
