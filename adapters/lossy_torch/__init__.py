@@ -16,9 +16,10 @@ from lossy_core._autodiff import bind_torch as _bind_torch
 
 from . import functional
 from ._adaptive import AdaptiveLogSoftmaxWithLoss
+from ._linear import LinearCrossEntropyLoss
 from ._binding import LossModule, make_module as _make_module
 
-__all__ = ["functional", "LossModule", "AdaptiveLogSoftmaxWithLoss"]
+__all__ = ["functional", "LossModule", "AdaptiveLogSoftmaxWithLoss", "LinearCrossEntropyLoss"]
 for _spec in _core.losses():
     if _spec.torch is not None and _spec.torch.module is not None and _spec.extra.get("adapters") != "own":
         _make_module(_spec, globals())

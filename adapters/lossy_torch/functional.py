@@ -15,3 +15,7 @@ for _spec in _core.losses():
         _make_functional(_spec, globals())
         __all__.append(_spec.torch.function)
 del _spec
+
+from ._linear import linear_cross_entropy  # noqa: E402  (its chunk loop is this adapter's)
+
+__all__.append("linear_cross_entropy")
