@@ -393,13 +393,17 @@ def run(plan, *, gradients=(True, True, True, True), upstream=None, upstream_lse
         if not want:
             continue
         if grad_x is not None:
-            grad_x[start:stop, :] = grad_z @ plan.weight_matrix
+            if is_jax(xp):  # jax arrays are immutable
+                grad_x = grad_x.at[start:stop, :].set(grad_z @ plan.weight_matrix)
+            else:
+                grad_x[start:stop, :] = grad_z @ plan.weight_matrix
         if grad_w is not None:
             grad_w = accumulate_product(xp, grad_w, grad_z, _as(xp, x, plan.dtype))
         if grad_b is not None:
             grad_b += xp.sum(grad_z, axis=0)
         if grad_t is not None:
             grad_t.append(grad_q)
+        del grad_z  # the next chunk's logits must not coexist with this chunk's
     if n == 0:
         empty = xp.zeros((0, plan.positions), dtype=plan.dtype, device=device)
         terms, lses = [empty], [empty]
