@@ -12,6 +12,7 @@ library versions.
     python -m benchmarks --quick            # fewer samples, no memory, no sweep
     python -m benchmarks --case "mse_loss 1e6"
     python -m benchmarks --sweep-only
+    python -m benchmarks --linear-ce-only   # linear_cross_entropy against torch's paths and optax
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--sweep-only", action="store_true")
+    parser.add_argument("--no-linear-ce", action="store_true", help="skip the linear_cross_entropy section")
+    parser.add_argument("--linear-ce-only", action="store_true", help="only the linear_cross_entropy section")
     parser.add_argument("--out", default=DEFAULT_OUT, help="directory for benchmarks.json and scaling.png")
     args = parser.parse_args(argv)
 
@@ -147,7 +150,7 @@ def main(argv=None) -> int:
     headline_rounds = rounds if args.quick else 12  # the cases the bars are read from: steadier medians
     report = {"versions": versions(), "machine": machine(), "variants": variants, "cases": {},
               "environment": {"GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES")}}
-    if not args.sweep_only:
+    if not (args.sweep_only or args.linear_ce_only):
         headline = headline_cases()
         cases = headline + ([] if args.no_registry else registry_cases())
         if args.case:
@@ -169,10 +172,14 @@ def main(argv=None) -> int:
                 print("  peak extra memory, one forward+backward: " + ", ".join(
                     f"{k} {v / 2**20:.1f} MiB" for k, v in entry["peak_extra_bytes"].items()), flush=True)
             report["cases"][case.id] = entry
-    if args.sweep_only or not (args.quick or args.no_sweep):
+    if args.sweep_only or not (args.quick or args.no_sweep or args.linear_ce_only):
         from .sweep import scaling_sweep
 
         report["sweep"] = scaling_sweep(os.path.join(args.out, "scaling.png"), quick=args.quick)
+    if args.linear_ce_only or not (args.quick or args.no_linear_ce or args.sweep_only or args.case):
+        from .linear_ce import run_all
+
+        report["linear_cross_entropy"] = run_all(jax="lossy_jax" in variants)
     path = os.path.join(args.out, "benchmarks.json")
     with open(path, "w") as handle:
         json.dump(report, handle, indent=2)
