@@ -52,14 +52,17 @@ def chunk_size_of(options, num_rows, in_features, num_classes):
         if not hasattr(options, field):
             raise TypeError(f"linear_cross_entropy: 'options' must be a LinearCrossEntropyOptions (or have its "
                             f"fields), got {type(options).__name__} without '{field}'")
-    if options.batch_chunk_size is not None:
-        return max(1, min(int(options.batch_chunk_size), max(num_rows, 1)))
     method = options.chunking_method
+    explicit = options.batch_chunk_size
     if method is None or method == "auto":
-        return None
+        return None if explicit is None else max(1, min(int(explicit), max(num_rows, 1)))
     factor = int(method.split(":", 1)[1]) if ":" in method else 1
     target = -(-num_rows // -(-num_classes // in_features))
-    return max(1, min((1 << max(target - 1, 0).bit_length()) // factor, num_rows))
+    rows = max(1, min((1 << max(target - 1, 0).bit_length()) // factor, num_rows))
+    if explicit is not None and explicit != rows:  # torch's _adjust refuses the conflict the same way
+        raise ValueError(f"batch_chunk_size (={explicit}) and chunking_method ('{method}') give different chunk "
+                         f"sizes ({explicit} vs {rows}); pass only one.")
+    return rows
 
 
 def _check_acc_dtype(options, dtype):
@@ -105,7 +108,7 @@ def _backward(xp, arrays, saved, upstream):
 def _recompute(p, wanted, upstream_loss, upstream_lse):
     xp = p.xp
     if upstream_loss is None:
-        upstream_loss = xp.zeros((), dtype=p.dtype, device=p.x.device)
+        upstream_loss = xp.zeros(p.output_shape if p.reduction == "none" else (), dtype=p.dtype, device=p.x.device)
     if upstream_lse is not None:
         upstream_lse = xp.reshape(upstream_lse.to(p.dtype), (p.rows, p.positions))
     _, _, grads = run(p, gradients=wanted, upstream=position_upstream(xp, p, upstream_loss),
@@ -278,7 +281,10 @@ class LinearCrossEntropyLoss(_WeightedLoss):
         )
 
     def extra_repr(self) -> str:
+        extras = "".join(f", {name}={getattr(self, name)!r}" for name, default in
+                         (("lse_square_scale", 0.0), ("softcap", None), ("return_lse", False))
+                         if getattr(self, name) != default)  # lossy's options, only when set
         return (f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
                 f"out_features={self.out_features}, bias={self.linear.bias is not None}, "
                 f"reduction={self.reduction}, ignore_index={self.ignore_index}, "
-                f"label_smoothing={self.label_smoothing}, options={self.options}")
+                f"label_smoothing={self.label_smoothing}, options={self.options}{extras}")
