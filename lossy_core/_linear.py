@@ -123,9 +123,10 @@ def _require(condition, message, exception=RuntimeError):
 
 
 def plan(input, linear_weight, target, *, linear_bias=None, weight=None, reduction="mean", ignore_index=None,
-         label_smoothing=0.0, lse_square_scale=0.0, softcap=None, chunk_size=None):
+         label_smoothing=0.0, lse_square_scale=0.0, softcap=None, chunk_size=None, chunk_bytes=None):
     """Validate a call as torch's reference path does (same exception types, its wording first)
-    and lay it out for the chunk loop (``Plan``). Raises before any compute."""
+    and lay it out for the chunk loop (``Plan``). Raises before any compute. ``chunk_bytes``: the
+    adapter's budget for the automatic chunk (default ``CHUNK_BYTES``)."""
     loss = "linear_cross_entropy"
     xp = namespace(input, linear_weight, target, linear_bias, weight)
     check_reduction(reduction)
@@ -219,7 +220,8 @@ def plan(input, linear_weight, target, *, linear_bias=None, weight=None, reducti
     weight_matrix = xp.reshape(linear_weight, (num_classes * positions, in_features))
     bias = None if linear_bias is None else xp.reshape(linear_bias, (num_classes * positions,))
     chunk = chunk_size if chunk_size is not None else chunk_rows(
-        rows, num_classes * positions, 8 if dtype == xp.float64 else 4, buffers=3 if softcap else 1)
+        rows, num_classes * positions, 8 if dtype == xp.float64 else 4, buffers=3 if softcap else 1,
+        budget=chunk_bytes)
     return Plan(
         xp=xp, x=x, weight_matrix=_as(xp, weight_matrix, dtype), bias=None if bias is None else _as(xp, bias, dtype),
         target=probs, probabilities=probabilities, target_weight=target_weight, kept=kept,

@@ -24,6 +24,12 @@ for those too.
 
 ``gaussian_nll_loss``'s ``var`` may be a Python float, as in torch: it is checked
 and expanded to the input's shape before ``jit`` (a new value does not recompile).
+
+``linear_cross_entropy`` (cross entropy of ``input @ linear_weight.T + bias`` without the
+N x C logits) runs ``lossy_core``'s per-chunk formula under ``lax.scan`` inside a
+``jax.custom_vjp`` (``_linear``): memory stays bounded under ``jit``, and ``'mean'``/``'sum'``
+take the value and the gradients in one pass. Reverse mode only (``jax.jvp`` raises), and
+differentiating its class ``weight`` raises, as in torch.
 """
 
 from __future__ import annotations
@@ -124,3 +130,21 @@ def adaptive_log_prob(input, head_weight, tail_weights, /, *, cutoffs, head_bias
 
 
 __all__ += ["adaptive_log_softmax_with_loss", "adaptive_log_prob"]
+
+
+# linear_cross_entropy: its registry spec leaves the loop over row chunks to each adapter. Here it is
+# ``lax.scan`` under a ``custom_vjp`` (``_linear``), bound through ``_make`` like the generated losses
+# (static structural options, traced hyperparameters checked when readable, the default-0 specialisation).
+def _bind_linear_cross_entropy():
+    import dataclasses
+
+    from . import _linear
+
+    spec = _core.REGISTRY["linear_cross_entropy"]
+    function = _make(dataclasses.replace(spec, function=_linear.linear_cross_entropy))
+    function.__doc__ = inspect.getdoc(_linear.linear_cross_entropy)
+    return function
+
+
+linear_cross_entropy = _bind_linear_cross_entropy()
+__all__.append("linear_cross_entropy")
