@@ -305,11 +305,16 @@ def chunk(xp, plan, x, target, target_weight, kept, scale, upstream_lse=None, gr
         index = xp.expand_dims(target, axis=1)
         picked = xp.squeeze(take_along_axis(xp, z, index, axis=1), axis=1)
         total = target_weight
-        linear = target_weight * picked
-        if smoothing:
-            spread = xp.sum(z, axis=1) if w is None else xp.sum(z * w, axis=1)
-            total = (1 - eps) * target_weight + (eps / classes) * plan.class_weight_total * kept
-            linear = (1 - eps) * linear + (eps / classes) * kept * spread
+        # An ignored position gathers class 0, whose logit may be -inf: select its 0 rather than
+        # multiply (0 * -inf would be NaN where torch gives 0).
+        ignored = kept == 0
+        zero = xp.zeros_like(picked)
+        with quiet_floating_point(xp):
+            linear = xp.where(ignored, zero, target_weight * picked)
+            if smoothing:
+                spread = xp.sum(z, axis=1) if w is None else xp.sum(z * w, axis=1)
+                total = (1 - eps) * target_weight + (eps / classes) * plan.class_weight_total * kept
+                linear = (1 - eps) * linear + (eps / classes) * xp.where(ignored, zero, spread)
         zloss_weight = target_weight
     # Probability targets differentiate the target too, through log_softmax: keep the shifted
     # logits (a second buffer); otherwise the logits become their exponentials in place.
