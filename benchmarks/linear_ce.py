@@ -225,17 +225,20 @@ def run_all(rounds=3, *, jax=True, out=sys.stdout):
 
 def _print(title, result, out):
     shape = result.get("shape")
-    print(f"\nlinear_cross_entropy: {title}" + (f" (N={shape['N']}, D={shape['D']}, V={shape['V']}, float32)"
-                                               if shape else ""), file=out)
-    for name, seconds in result.get("times_s", {}).items():
-        peak = result.get("peak_bytes", {}).get(name) if isinstance(name, str) else None
-        extra = f", peak {peak / MIB:.1f} MiB" if peak is not None else ""
-        label = name if isinstance(name, str) else f"N={name}"
-        print(f"  {label:<28} {seconds:8.3f} s{extra}", file=out)
-    for key in ("peak_bytes", "torch_chunked_peak_bytes", "temp_bytes"):
-        values = result.get(key, {})
-        if values and not result.get("times_s") or key != "peak_bytes":
-            for name, value in values.items():
-                print(f"  {key} {name}: {value / MIB:.1f} MiB", file=out)
+    where = f" (N={shape['N']}, D={shape['D']}, V={shape['V']}, float32)" if shape else \
+        f" (D={HEADLINE[1]}, V={HEADLINE[2]}, float32)"
+    print(f"\nlinear_cross_entropy: {title}{where}", file=out)
+    if shape:  # one shape, several variants: time and memory per variant
+        memory = result.get("peak_bytes") or result.get("temp_bytes") or {}
+        kind = "peak" if "peak_bytes" in result else "compiled temporaries"
+        for name, seconds in result["times_s"].items():
+            extra = f", {kind} {memory[name] / MIB:.1f} MiB" if name in memory else ""
+            print(f"  {name:<24} {seconds:8.3f} s{extra}", file=out)
+    else:  # memory against N
+        for n, peak in result["peak_bytes"].items():
+            torch_peak = result.get("torch_chunked_peak_bytes", {}).get(n)
+            extra = f", torch chunked (same chunk) {torch_peak / MIB:.1f} MiB" if torch_peak is not None else ""
+            print(f"  N={n:<6} peak {peak / MIB:8.1f} MiB (gradients {result['gradient_bytes'][n] / MIB:.1f} MiB)"
+                  f"{extra}", file=out)
     for name, (figure, met) in result["bars"].items():
         print(f"  bar: {name}: {figure:.3f} -> {'met' if met else 'NOT met'}", file=out)
