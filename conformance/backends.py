@@ -5,7 +5,8 @@
   the same upstream as torch's.
 - cupy (where a CUDA device exists): ``lossy_cupy.<name>`` and
   ``lossy_cupy.value_and_grad`` on CuPy arrays, the same way.
-- torch: ``lossy_torch.functional`` (torch's signature), value + autograd.
+- torch: ``lossy_torch.functional`` (torch's signature), value + autograd; a core option
+  torch spells otherwise is passed torch's way (``chunk_size``: ``options=``).
 - jax: ``lossy_jax`` (jitted), value + ``jax.vjp`` with the same upstream.
 
 A backend that is not installed is skipped with its reason; a case whose dtype
@@ -24,7 +25,7 @@ import numpy as np
 import lossy_core
 
 from .cases import Case
-from .reference import Result, differentiable, run_torch_function, upstream_for
+from .reference import Result, differentiable, outputs_of, run_torch_function, upstream_for
 
 
 class Unsupported(Exception):
@@ -95,11 +96,15 @@ class CoreBackend(Backend):
             arrays[name] = xp.asarray(a, dtype=getattr(xp, case.dtype)) if a.dtype.kind == "f" else xp.asarray(a)
         positional = [arrays[n] for n in spec.arrays]
         keywords = {n: arrays[n] for n in spec.optional_arrays if n in arrays}
-        out = _quiet(getattr(self.losses, case.loss), *positional, **keywords, **case.options)
-        value = self.to_numpy(out)
-        result = Result(value.astype(np.float64), str(value.dtype), None)
+        outs = outputs_of(_quiet(getattr(self.losses, case.loss), *positional, **keywords, **case.options))
+        values = [self.to_numpy(o) for o in outs]
+        result = Result(values[0].astype(np.float64), str(values[0].dtype), None,
+                        [(v.astype(np.float64), str(v.dtype)) for v in values[1:]])
         if self.gradient is not None:
-            upstream = xp.asarray(upstream_for(case, tuple(value.shape)), dtype=out.dtype)
+            upstreams = tuple(xp.asarray(upstream_for(case, tuple(v.shape), k), dtype=o.dtype)
+                              for k, (o, v) in enumerate(zip(outs, values)))
+            # a loss returning a tuple takes a tuple of upstreams (linear_cross_entropy's return_lse)
+            upstream = upstreams[0] if len(upstreams) == 1 else upstreams
             grads = self.gradient(case, xp, arrays, upstream, self.losses)
             result.grads = {}
             for name in differentiable(case):
@@ -165,6 +170,26 @@ def _cupy_check():
     return None
 
 
+def _torch_spelling(fn):
+    """``fn`` taking lossy's core options where torch's signature spells one differently:
+    ``chunk_size=k`` is ``options=torch.nn.LinearCrossEntropyOptions(batch_chunk_size=k)`` for a
+    functional without a ``chunk_size`` parameter (lossy_torch's linear_cross_entropy)."""
+    import inspect
+
+    import torch
+
+    parameters = inspect.signature(fn).parameters
+    if "chunk_size" in parameters or "options" not in parameters:
+        return fn
+
+    def spelled(*args, chunk_size=None, **kwargs):
+        if chunk_size is not None:
+            kwargs["options"] = torch.nn.LinearCrossEntropyOptions(batch_chunk_size=chunk_size)
+        return fn(*args, **kwargs)
+
+    return spelled
+
+
 class TorchBackend(Backend):
     name = "torch"
     gradients = True
@@ -179,7 +204,7 @@ class TorchBackend(Backend):
     def run(self, case):
         import lossy_torch.functional as F
 
-        return run_torch_function(getattr(F, lossy_core.get(case.loss).torch.function), case)
+        return run_torch_function(_torch_spelling(getattr(F, lossy_core.get(case.loss).torch.function)), case)
 
 
 class JaxBackend(Backend):
@@ -214,11 +239,14 @@ class JaxBackend(Backend):
             return fn(*[merged[n] for n in spec.arrays], **keywords, **case.options)
 
         out = _quiet(call)
-        value = np.asarray(out)
-        result = Result(value.astype(np.float64), str(out.dtype), {})
+        outs = outputs_of(out)
+        result = Result(np.asarray(outs[0]).astype(np.float64), str(outs[0].dtype), {},
+                        [(np.asarray(o).astype(np.float64), str(o.dtype)) for o in outs[1:]])
         if diff:
             _, vjp = _quiet(jax.vjp, lambda *d: call(**dict(zip(diff, d))), *[arrays[n] for n in diff])
-            upstream = jnp.asarray(upstream_for(case, tuple(out.shape)), dtype=out.dtype)
+            upstreams = tuple(jnp.asarray(upstream_for(case, tuple(o.shape), k), dtype=o.dtype)
+                              for k, o in enumerate(outs))
+            upstream = upstreams[0] if len(upstreams) == 1 else type(out)(upstreams)
             for name, g in zip(diff, vjp(upstream)):
                 result.grads[name] = (np.asarray(g).astype(np.float64), str(g.dtype))
         return result

@@ -950,6 +950,89 @@ def _poly1_cross_entropy(b: _Builder):
               target=np.zeros((0,), dtype=np.int64))
 
 
+# ------------------------------------------------------------ large vocabulary ------
+
+def _linear_cross_entropy(b: _Builder):
+    """``cross_entropy(input @ linear_weight.T + linear_bias, target)`` chunk by chunk: 11 rows in chunks
+    of 4 (two full chunks and a ragged one of 3) unless a case says otherwise. Few, rich cases, and few
+    shapes per dtype: each option set compiles anew on jax, and each new shape or dtype compiles every
+    eager op anew on jax-analytic. torch's options against torch's ``F.linear_cross_entropy``
+    (``options=None``) live; lossy's extras (softcap, lse_square_scale, return_lse) against the
+    explicit formula in ``plain_torch_linear``."""
+    N, D, C = 11, 5, 7
+    x, lw, bias = b.normal(N, D), b.normal(C, D, scale=0.8), b.normal(C, scale=0.5)
+    w = b.uniform(C, low=0.2, high=2.0)
+    t = _index_targets(b, (N,), C)
+    t[[2, 7]] = -100  # torch's default ignore_index (None means -100): rows 2 and 7 are ignored
+    q = _softmax(b.normal(N, C), axis=1)
+    chunked = {"chunk_size": 4}
+    b.add("index -100 rows mean", "float64", {"reduction": "mean", **chunked}, input=x, linear_weight=lw, target=t)
+    # logits in the hundreds: the per-row max shift in every chunk
+    b.add("index -100 rows large logits none", "float64", {"reduction": "none", **chunked}, input=x,
+          linear_weight=lw * 300, target=t)
+    # a -inf logit (class 0, never a target here, through the bias): finite loss and gradients, as torch's.
+    # (No ignored rows: lossy gathers an ignored row's logit at class 0 and gives 0 * -inf = NaN there;
+    # tests/test_conformance.py holds that as a strict xfail until lossy_core/_linear.py is fixed.)
+    bias_inf = bias.copy()
+    bias_inf[0] = -np.inf
+    b.add("weight bias with -inf mean", "float64", {"reduction": "mean", **chunked}, input=x, linear_weight=lw,
+          target=np.where(t == -100, 4, t), linear_bias=bias_inf, weight=w)
+    t2 = np.where(t == -100, 2, t)  # ignore_index=2: rows 0, 2, 5, 7 and 9 are ignored; -100 would be out of range
+    t2[[0, 5, 9]] = 2
+    b.add("weight ignore_index=2 ls=0.2 sum", "float64", {"reduction": "sum", "ignore_index": 2,
+                                                          "label_smoothing": 0.2, **chunked},
+          input=x, linear_weight=lw, target=t2, weight=w)
+    b.add("ls=0.1 ignore_index=2 none", "float32", {"reduction": "none", "ignore_index": 2, "label_smoothing": 0.1,
+                                                   **chunked}, input=x, linear_weight=lw, target=t2)
+    # every target ignored: 'mean' is 0/0 = NaN (torch), with zero gradients (torch's reference path)
+    b.add("all ignored weight mean", "float64", {"reduction": "mean", **chunked}, input=x, linear_weight=lw,
+          target=np.full((N,), -100, dtype=np.int64), weight=w)
+    # class probabilities (differentiable too)
+    b.add("prob bias mean", "float64", {"reduction": "mean", **chunked}, input=x, linear_weight=lw, target=q,
+          linear_bias=bias)
+    b.add("prob weight ls=0.1 none", "float64", {"reduction": "none", "label_smoothing": 0.1, **chunked},
+          input=x, linear_weight=lw, target=q, weight=w)
+    # one chunk (the default chunk_size) of 4 rows (the chunk shape of the others: jax-analytic reuses
+    # its compiled ops); also benchmarks/cases.py's registry case (the largest reduced float32 case), so
+    # it sets torch's options only
+    b.add("prob weight ls=0.2 one chunk sum", "float32", {"reduction": "sum", "label_smoothing": 0.2},
+          input=x[:4], linear_weight=lw, target=q[:4], weight=w)
+    # float16 / bfloat16: torch computes the logits and the loss in half; lossy in float32
+    b.add("weight bias -100 rows mean", "bfloat16", {"reduction": "mean", **chunked}, input=x, linear_weight=lw,
+          target=t, linear_bias=bias, weight=w)
+    b.add("prob ls=0.1 none", "float16", {"reduction": "none", "label_smoothing": 0.1, **chunked}, input=x,
+          linear_weight=lw, target=q)
+    # K-dimensional weight (C, d1, d2, D): logits (N, C, d1, d2), softmax over C per position
+    Ck, Nk = 4, 6
+    xk, lwk, bk = b.normal(Nk, D), b.normal(Ck, 2, 3, D, scale=0.8), b.normal(Ck, 2, 3, scale=0.5)
+    tk = _index_targets(b, (Nk, 2, 3), Ck)
+    tk[1, 0, :] = -100
+    wk = b.uniform(Ck, low=0.2, high=2.0)
+    b.add("K-dim (4,2,3,5) index weight bias mean", "float64", {"reduction": "mean", "chunk_size": 4},
+          input=xk, linear_weight=lwk, target=tk, linear_bias=bk, weight=wk)
+    b.add("K-dim (4,2,3,5) prob bias ls=0.1 none", "float64", {"reduction": "none", "label_smoothing": 0.1,
+                                                                "chunk_size": 4},
+          input=xk, linear_weight=lwk, target=_softmax(b.normal(Nk, Ck, 2, 3), axis=1), linear_bias=bk)
+    # unbatched (D,) input with a () target; default chunk_size (one chunk)
+    b.add("unbatched (D,) weight mean", "float64", {"reduction": "mean"}, input=x[0], linear_weight=lw,
+          target=np.array(3), weight=w)
+    b.add("unbatched (D,) bias none", "float64", {"reduction": "none"}, input=x[1], linear_weight=lw,
+          target=np.array(5), linear_bias=bias)
+    # lossy's extras (no torch counterpart: conformance/plain_torch_linear.py writes out the formula)
+    b.add("softcap=2 z-loss=0.01 weight -100 rows mean", "float64",
+          {"reduction": "mean", "softcap": 2.0, "lse_square_scale": 0.01, **chunked},
+          input=x, linear_weight=lw * 2, target=t, weight=w)
+    b.add("z-loss=0.1 return_lse prob weight sum", "float64",
+          {"reduction": "sum", "lse_square_scale": 0.1, "return_lse": True, **chunked},
+          input=x, linear_weight=lw, target=q, weight=w)
+    b.add("softcap=1.5 z-loss=1e-3 return_lse K-dim mean", "float64",
+          {"reduction": "mean", "softcap": 1.5, "lse_square_scale": 1e-3, "return_lse": True, "chunk_size": 4},
+          input=xk, linear_weight=lwk, target=tk, linear_bias=bk)
+    b.add("softcap=3 z-loss=1e-3 return_lse weight bias ls=0.1 none", "float32",
+          {"reduction": "none", "softcap": 3.0, "lse_square_scale": 1e-3, "label_smoothing": 0.1, "return_lse": True,
+           **chunked}, input=x, linear_weight=lw, target=t, linear_bias=bias, weight=w)
+
+
 GENERATORS = {
     "l1_loss": _regression,
     "mse_loss": _regression,
@@ -981,6 +1064,7 @@ GENERATORS = {
     "varifocal_loss": _varifocal_loss,
     "asymmetric_loss": _asymmetric_loss,
     "poly1_cross_entropy": _poly1_cross_entropy,
+    "linear_cross_entropy": _linear_cross_entropy,
 }
 
 

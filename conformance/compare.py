@@ -76,8 +76,9 @@ class CaseCheck:
 def compare_result(got, ref, dtype: str, known: dict | None = None) -> CaseCheck:
     """Value, then the gradient of every array torch differentiates (when the backend computes gradients).
 
-    ``known``: documented deviations ({"value" | "grad <name>": reason}); those arrays are
-    not compared, and the reason is noted.
+    ``known``: documented deviations ({"value" | "output <k>" | "grad <name>": reason}); those
+    arrays are not compared, and the reason is noted. A tuple output's further outputs
+    (``Result.more``; "output 1", ...) are compared like the value, into ``value_error``.
     """
     known = known or {}
     check = CaseCheck(True)
@@ -89,6 +90,19 @@ def compare_result(got, ref, dtype: str, known: dict | None = None) -> CaseCheck
         if not v.ok:
             check.ok = False
             check.messages.append(f"value: {v.message}")
+    # the further outputs of a loss that returns a tuple (linear_cross_entropy's lse): compared as the value
+    if len(got.more) != len(ref.more):
+        check.ok = False
+        check.messages.append(f"outputs: {1 + len(got.more)} != torch's {1 + len(ref.more)}")
+    for k, ((have, have_dtype), (want, want_dtype)) in enumerate(zip(got.more, ref.more), start=1):
+        if f"output {k}" in known:
+            check.notes.append(f"output {k}: not compared (known deviation: {known[f'output {k}']})")
+            continue
+        o = compare_array(have, want, have_dtype, want_dtype, dtype)
+        check.value_error = o.error if check.value_error is None else max(check.value_error, o.error)
+        if not o.ok:
+            check.ok = False
+            check.messages.append(f"output {k}: {o.message}")
     if got.grads is None or ref.grads is None:
         return check
     for name, want in ref.grads.items():

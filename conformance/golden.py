@@ -5,7 +5,8 @@ and read with ``allow_pickle=False``. Key ``meta`` holds one JSON string: the
 torch and numpy versions and, per case, its id, dtype, options, known
 deviations and the dtype/presence of every stored array. Arrays are stored as
 ``c<i>.in.<name>`` (the inputs, to detect a case generator that changed since
-the golden was written), ``c<i>.value`` and ``c<i>.grad.<name>``, each in its
+the golden was written), ``c<i>.value`` (and ``c<i>.value.<k>`` for the k-th further
+output of a tuple, its dtype in ``meta``'s ``more_dtypes``) and ``c<i>.grad.<name>``, each in its
 own numpy dtype; bfloat16 is stored as float32 (exact) with the dtype tag in
 ``meta``.
 """
@@ -46,6 +47,8 @@ def write(loss: str, cases: list[Case], results: list[Result], torch_version: st
         for name, a in case.arrays.items():
             arrays[f"c{i}.in.{name}"] = a
         arrays[f"c{i}.value"] = _store(result.value, result.dtype)
+        for k, (extra, extra_dtype) in enumerate(result.more, start=1):
+            arrays[f"c{i}.value.{k}"] = _store(extra, extra_dtype)
         grads = {}
         for name, g in (result.grads or {}).items():
             if g is None:
@@ -54,7 +57,8 @@ def write(loss: str, cases: list[Case], results: list[Result], torch_version: st
                 arrays[f"c{i}.grad.{name}"] = _store(g[0], g[1])
                 grads[name] = g[1]
         entries.append({"id": case.id, "dtype": case.dtype, "options": case.options, "known": case.known,
-                        "value_dtype": result.dtype, "grads": grads})
+                        "value_dtype": result.dtype, "grads": grads,
+                        **({"more_dtypes": [d for _, d in result.more]} if result.more else {})})
     meta = {"format": FORMAT, "loss": loss, "torch_version": torch_version, "numpy_version": np.__version__,
             "cases": entries}
     arrays["meta"] = np.array([json.dumps(meta, sort_keys=True)])
@@ -90,5 +94,7 @@ def load(loss: str, cases: list[Case], directory=None) -> tuple[dict, list[Resul
             grads = {}
             for name, gdtype in entry["grads"].items():
                 grads[name] = None if gdtype is None else (data[f"c{i}.grad.{name}"].astype(np.float64), gdtype)
-            results.append(Result(data[f"c{i}.value"].astype(np.float64), entry["value_dtype"], grads))
+            more = [(data[f"c{i}.value.{k}"].astype(np.float64), d)
+                    for k, d in enumerate(entry.get("more_dtypes", []), start=1)]
+            results.append(Result(data[f"c{i}.value"].astype(np.float64), entry["value_dtype"], grads, more))
     return meta, results

@@ -5,6 +5,8 @@ for the reference, ``lossy_torch.functional`` for the torch backend) and returns
 the value and the autograd gradient of every differentiable floating array.
 Non-scalar outputs are differentiated as ``sum(out * upstream)`` with a seeded
 random ``upstream`` (see ``upstream_for``); scalar outputs with upstream 1.
+A loss that returns a tuple (``linear_cross_entropy(..., return_lse=True)``:
+the loss and the lse) has one upstream per output, and every output is compared.
 A gradient torch cannot compute is recorded as ``None``.
 """
 
@@ -27,6 +29,8 @@ class Result:
     # name -> (gradient widened to float64, its dtype name) or None where not differentiable;
     # ``grads is None``: this backend computes no gradients.
     grads: dict | None = field(default=None)
+    # The outputs after the first, for a loss that returns a tuple: [(widened to float64, dtype name)].
+    more: list = field(default_factory=list)
 
 
 def differentiable(case: Case) -> list[str]:
@@ -35,12 +39,18 @@ def differentiable(case: Case) -> list[str]:
     return [n for n in spec.differentiable if n in case.arrays and case.arrays[n].dtype.kind == "f"]
 
 
-def upstream_for(case: Case, shape: tuple) -> np.ndarray:
-    """The upstream gradient (float64 values representable in the case dtype) for an output shape."""
+def upstream_for(case: Case, shape: tuple, output: int = 0) -> np.ndarray:
+    """The upstream gradient (float64 values representable in the case dtype) for an output shape;
+    ``output``: which output of a loss that returns a tuple (each gets its own)."""
     if shape == ():
         return np.array(1.0)
-    rng = np.random.default_rng(1000 + case.upstream_seed)
+    rng = np.random.default_rng(1000 + case.upstream_seed if output == 0 else (1000 + case.upstream_seed, output))
     return cast(rng.uniform(-1.0, 1.0, shape), case.dtype).astype(np.float64)
+
+
+def outputs_of(out) -> tuple:
+    """A loss's outputs as a tuple (one array, or the arrays of a tuple output)."""
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
 def torch_dtype(name: str):
@@ -74,15 +84,21 @@ def run_torch_function(fn, case: Case, *, gradients: bool = True, device: str = 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # kl_div 'mean' and broadcasting warnings are expected
         out = fn(*positional, **keywords)
-    result = Result(_to_numpy(out), str(out.dtype).removeprefix("torch."), {} if gradients else None)
+    outs = outputs_of(out)
+    name_of = lambda t: str(t.dtype).removeprefix("torch.")  # noqa: E731
+    result = Result(_to_numpy(outs[0]), name_of(outs[0]), {} if gradients else None,
+                    [(_to_numpy(o), name_of(o)) for o in outs[1:]])
     if not gradients:
         return result
-    upstream = torch.from_numpy(upstream_for(case, tuple(out.shape))).to(device=device, dtype=out.dtype)
+    upstreams = [torch.from_numpy(upstream_for(case, tuple(o.shape), k)).to(device=device, dtype=o.dtype)
+                 for k, o in enumerate(outs)]
+    differentiated = [(o, u) for o, u in zip(outs, upstreams) if o.requires_grad]
     for name in diff:
         grad = None
-        if out.requires_grad:
+        if differentiated:
             try:
-                (grad,) = torch.autograd.grad(out, tensors[name], grad_outputs=upstream, retain_graph=True,
+                (grad,) = torch.autograd.grad([o for o, _ in differentiated], tensors[name],
+                                              grad_outputs=[u for _, u in differentiated], retain_graph=True,
                                               allow_unused=True)
             except (RuntimeError, NotImplementedError):
                 grad = None  # torch cannot differentiate this argument
@@ -98,7 +114,8 @@ def torch_version() -> str:
 
 def reference_function(loss: str):
     """The torch-signature reference of ``loss``: its plain-torch reference if it has one
-    (``conformance.plain_torch``), else ``torch.nn.functional.<spec.torch.function>``."""
+    (``conformance.plain_torch``; for a loss torch has, one that calls torch's function live
+    and adds only lossy's extra options), else ``torch.nn.functional.<spec.torch.function>``."""
     import torch.nn.functional as F
 
     from .plain_torch import REFERENCES

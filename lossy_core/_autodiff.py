@@ -32,10 +32,13 @@ def bind_torch():
         instance._torch()
 
 
-def _torch_grad_enabled():
-    """Without grad mode the formula runs as is: no graph to record, and torch.compile cannot
-    inline an autograd.Function's forward under no_grad (it passes the class as a ctx)."""
-    return sys.modules["torch"].is_grad_enabled()
+def _torch_records(arrays):
+    """Whether autograd records this call: grad mode is on and some argument requires grad.
+    Otherwise the formula runs as is: there is no graph to record, and torch.compile cannot inline
+    an autograd.Function's forward then (it passes the class as a ctx: "failed to bind arguments",
+    under no_grad and for inputs that need no gradient alike)."""
+    torch = sys.modules["torch"]
+    return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in arrays)
 
 
 class CustomGradient:
@@ -75,7 +78,7 @@ class CustomGradient:
             self._torch()
 
     def __call__(self, xp, *arrays):
-        if is_torch(xp) and _torch_grad_enabled():
+        if is_torch(xp) and _torch_records(arrays):
             return self._torch()(*arrays)[0]
         if is_jax(xp) and not self.torch_only:
             return self._jax()(*arrays)

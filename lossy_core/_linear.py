@@ -146,16 +146,17 @@ def plan(input, linear_weight, target, *, linear_bias=None, weight=None, reducti
     _require(not (out_features and input.ndim == 1), "K-dimensional loss defined by linear_weight shape "
              f"{weight_shape} requires batched input, (N, {in_features}), got unbatched input with shape "
              f"{input_shape}")
-    for name, x in (("input", input), ("linear_weight", linear_weight), ("linear_bias", linear_bias)):
-        if x is not None and not is_floating(xp, x):
-            raise RuntimeError(f"{loss}: expected a floating point '{name}', got {dtype_name(x.dtype)}")
     _require(linear_weight.dtype == input.dtype, "expected m1 and m2 to have the same dtype, but got: "
-             f"{dtype_name(input.dtype).lower()} != {dtype_name(linear_weight.dtype).lower()} ({loss}: "
-             f"'linear_weight' must have the dtype of 'input', {input.dtype}, got {linear_weight.dtype})")
+             f"{_scalar_type(input.dtype)} != {_scalar_type(linear_weight.dtype)} ({loss}: 'linear_weight' must "
+             f"have the dtype of 'input', {input.dtype}, got {linear_weight.dtype})")
     if linear_bias is not None:
         _require(linear_bias.dtype == input.dtype, "self and mat2 must have the same dtype, but got "
                  f"{dtype_name(linear_bias.dtype)} and {dtype_name(input.dtype)} ({loss}: 'linear_bias' must "
                  f"have the dtype of 'input', {input.dtype})")
+    if not is_floating(xp, input):  # torch computes integer logits, then refuses their log_softmax
+        raise NotImplementedError(f'"log_softmax_lastdim_kernel_impl" not implemented for '
+                                  f"'{dtype_name(input.dtype)}': {loss} expects floating point 'input' and "
+                                  f"'linear_weight', got {input.dtype}")
     if weight is not None:
         _require(weight.ndim == 1 and shape_of(weight)[0] == num_classes,
                  f"weight tensor should be defined either for all {num_classes} classes or no classes but got "
@@ -163,7 +164,7 @@ def plan(input, linear_weight, target, *, linear_bias=None, weight=None, reducti
         _require(weight.dtype == input.dtype, f"expected scalar type {dtype_name(input.dtype)} but found "
                  f"{dtype_name(weight.dtype)} ({loss}: 'weight' must have the dtype of 'input')")
     if softcap is not None:
-        if not is_number(softcap) or softcap <= 0:
+        if not is_number(softcap) or isinstance(softcap, bool) or softcap <= 0:
             raise ValueError(f"{loss}: expected softcap > 0 (a Python number) or None, got {softcap!r}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)
                                    or chunk_size <= 0):
@@ -235,6 +236,15 @@ def plan(input, linear_weight, target, *, linear_bias=None, weight=None, reducti
     )
 
 
+def _scalar_type(dtype):
+    """The C++ scalar type name torch's matmul dtype error uses ('float', 'c10::Half', 'long int')."""
+    names = {"Float": "float", "Double": "double", "Half": "c10::Half", "BFloat16": "c10::BFloat16",
+             "Long": "long int", "Int": "int", "Short": "short int", "Char": "signed char", "Byte": "unsigned char",
+             "Bool": "bool"}
+    name = dtype_name(dtype)
+    return names.get(name, name)
+
+
 def _as(xp, x, dtype):
     return x if x.dtype == dtype else xp.astype(x, dtype)
 
@@ -246,14 +256,19 @@ def _check_targets(xp, target, single, rows, out_features, *, loss):
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {dtype_name(target.dtype)}: "
                            f"{loss} expects class indices in 'target' (int64), got {target.dtype}")
     shape = shape_of(target)
+    multi_target = ("0D or 1D target tensor expected, multi-target not supported: {loss} expects 'target' of "
+                    "shape {expected}, got {got}")
     if single:
-        _require(target.ndim == 0 or shape == (1,), "0D or 1D target tensor expected, multi-target not "
-                 f"supported: for unbatched 'input' {loss} expects 'target' of shape [] or [1], got "
-                 f"{fmt_shape(shape)}")
+        _require(target.ndim <= 1, multi_target.format(loss=loss, expected="[] or [1]", got=fmt_shape(shape)))
+        if target.ndim == 1 and shape[0] != 1:
+            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {shape[0]} ({loss}: "
+                             f"'target' of shape {fmt_shape(shape)} for unbatched 'input')")
         return
     batch = shape[0] if target.ndim else 0
     if batch != rows:
         raise ValueError(f"Expected input batch_size ({rows}) to match target batch_size ({batch}).")
+    if not out_features:  # torch's nll_loss rule for (N, C) logits
+        _require(target.ndim == 1, multi_target.format(loss=loss, expected=fmt_shape((rows,)), got=fmt_shape(shape)))
     _require(shape == (rows, *out_features), f"Expected target size {fmt_shape((rows, *out_features))}, got "
              f"{fmt_shape(shape)}: {loss} expects 'target' of shape (N, d1, ..., dK) for 'linear_weight' with "
              f"d = {tuple(out_features)}")
@@ -535,6 +550,10 @@ def _value_and_vjp(xp, arrays, options, upstream):
         if upstream is None:
             raise ValueError(f"value_and_grad(linear_cross_entropy): the output has shape "
                              f"{fmt_shape(p.output_shape)}; pass 'upstream' (the gradient of the output)")
+        upstream = xp.asarray(upstream, device=device_of(p.x))
+        if shape_of(upstream) != p.output_shape:
+            raise ValueError(f"value_and_grad(linear_cross_entropy): 'upstream' has shape "
+                             f"{fmt_shape(shape_of(upstream))}, the output {fmt_shape(p.output_shape)}")
         terms, lse, grads = run(p, gradients=wanted, upstream=position_upstream(xp, p, upstream),
                                 upstream_lse=upstream_lse)
     else:

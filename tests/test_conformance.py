@@ -173,6 +173,15 @@ def test_comparison_reports_perturbed_results():
     assert not compare_result(Result(np.array([np.inf, 1.0 + 1e-4, 2.0]), "float32"), ref32, "float32").ok
     assert compare_result(Result(np.array([np.inf, 1.0 + 1e-7, 2.0]), "float32"), ref32, "float32").ok
 
+    # A tuple output's further outputs (linear_cross_entropy's lse with return_lse) are compared too.
+    case, ref = _a_result("linear_cross_entropy", "z-loss=0.1 return_lse prob weight sum|float64")
+    assert ref.more and compare_result(copy.deepcopy(ref), ref, case.dtype).ok
+    got = copy.deepcopy(ref)
+    got.more = [(got.more[0][0] * (1 + 1e-10), got.more[0][1])]
+    assert not compare_result(got, ref, case.dtype).ok
+    got.more = []
+    assert not compare_result(got, ref, case.dtype).ok
+
 
 def test_cli_writes_the_report(tmp_path, capsys):
     assert main(["--losses", "mse_loss", "--backends", "numpy,array_api_strict", "--out", str(tmp_path)]) == 0
@@ -192,3 +201,55 @@ def test_cli_exits_nonzero_on_a_mismatch(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner, "compare_result", wrong)
     assert main(["--losses", "l1_loss", "--backends", "numpy", "--out", str(tmp_path)]) == 1
     assert "MISMATCH" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(TORCH_MISSING is not None, reason=f"torch is not installed: {TORCH_MISSING}")
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_linear_cross_entropy_ignored_row_at_a_minus_inf_logit(label_smoothing):
+    """An ignored row contributes nothing, even where class 0's logit is -inf (torch: loss 0 there)."""
+    import torch
+
+    from conformance.reference import reference_function
+
+    x, w = np.array([[1.0, -0.5], [0.25, 2.0]]), np.array([[0.5, 1.0], [-1.0, 0.5], [0.75, 0.25]])
+    bias, target = np.array([-np.inf, 0.5, -0.25]), np.array([2, -100])
+    options = {"reduction": "none", "label_smoothing": label_smoothing}
+    want = reference_function("linear_cross_entropy")(*(torch.from_numpy(a) for a in (x, w, target)),
+                                                      linear_bias=torch.from_numpy(bias), **options).numpy()
+    assert want[1] == 0  # torch: the ignored row's loss is 0 (the kept row's is inf when smoothed)
+    got = lossy_core.linear_cross_entropy(x, w, target, linear_bias=bias, **options)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.skipif(TORCH_MISSING is not None, reason=f"torch is not installed: {TORCH_MISSING}")
+def test_plain_torch_linear_cross_entropy_reference():
+    """The reference of lossy's extras (conformance/plain_torch_linear.py) against the formulas in NumPy:
+    a huge softcap is no cap, the z-loss adds s * sum_n w[y_n] lse_n^2 / sum_n w[y_n] to torch's loss,
+    and the lse is the log-sum-exp of x @ W.T + b."""
+    import torch
+
+    from conformance.reference import reference_function
+
+    rng = np.random.default_rng(7)
+    x, w, b, cw = rng.standard_normal((5, 3)), rng.standard_normal((4, 3)), rng.standard_normal(4), rng.uniform(0.5, 2, 4)
+    y = np.array([0, 3, -100, 1, 3])
+    t = {k: torch.from_numpy(v) for k, v in dict(x=x, w=w, b=b, cw=cw, y=y).items()}
+    ref = reference_function("linear_cross_entropy")
+
+    def call(**options):
+        return ref(t["x"], t["w"], t["y"], linear_bias=t["b"], weight=t["cw"], **options)
+
+    plain = torch.nn.functional.linear_cross_entropy(t["x"], t["w"], t["y"], linear_bias=t["b"], weight=t["cw"])
+    assert call(chunk_size=2).item() == plain.item()  # torch itself
+    np.testing.assert_allclose(call(softcap=1e9).item(), plain.item(), rtol=1e-12)
+    z = x @ w.T + b
+    lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    kept = y != -100
+    term = cw[np.where(kept, y, 0)] * kept
+    np.testing.assert_allclose(call(lse_square_scale=0.3).item() - plain.item(),
+                               0.3 * (term * lse**2).sum() / term.sum(), rtol=1e-12)
+    loss, got_lse = call(return_lse=True, reduction="none")
+    np.testing.assert_allclose(got_lse.numpy(), lse, rtol=1e-12)
+    capped = 2.0 * np.tanh(z / 2.0)
+    _, capped_lse = call(return_lse=True, softcap=2.0)
+    np.testing.assert_allclose(capped_lse.numpy(), np.log(np.exp(capped).sum(1)), rtol=1e-12)

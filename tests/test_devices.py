@@ -19,7 +19,7 @@ import pytest
 
 import lossy_core
 from conformance.cases import cases_for
-from conformance.reference import upstream_for
+from conformance.reference import outputs_of, upstream_for
 
 xps = pytest.importorskip("array_api_strict")
 DEVICE1 = xps.Device("device1")
@@ -51,7 +51,10 @@ def _call(fn, spec, arrays, **extra):
 
 
 def _upstream(case, value, device):
-    return xps.asarray(np.asarray(upstream_for(case, tuple(value.shape))), dtype=value.dtype, device=device)
+    """The upstream of the loss's output (a tuple of them for a tuple output, e.g. ``return_lse``)."""
+    ups = tuple(xps.asarray(np.asarray(upstream_for(case, tuple(v.shape), k)), dtype=v.dtype, device=device)
+                for k, v in enumerate(outputs_of(value)))
+    return ups[0] if len(ups) == 1 else ups
 
 
 def _host(a):
@@ -65,13 +68,14 @@ def _check_on_device1(loss, call, vjp):
         for case in _cases(loss, dtype):
             here, there = _on(case, DEVICE1), _on(case, CPU)
             value = _call(call, spec, here, **case.options)
-            assert value.device == DEVICE1, f"{case.name}: value on {value.device}"
             expected = _call(spec.function, spec, there, **case.options)
-            np.testing.assert_array_equal(_host(value), _host(expected), err_msg=case.name)
+            for out, want in zip(outputs_of(value), outputs_of(expected), strict=True):
+                assert out.device == DEVICE1, f"{case.name}: value on {out.device}"
+                np.testing.assert_array_equal(_host(out), _host(want), err_msg=case.name)
             v, grads = _call(vjp, spec, here, upstream=_upstream(case, value, DEVICE1), **case.options)
             _, cpu_grads = _call(lossy_core.value_and_grad(spec), spec, there,
                                  upstream=_upstream(case, expected, CPU), **case.options)
-            assert v.device == DEVICE1, f"{case.name}: value_and_grad value on {v.device}"
+            assert all(o.device == DEVICE1 for o in outputs_of(v)), f"{case.name}: value_and_grad value on device"
             assert set(grads) == set(cpu_grads) and grads, f"{case.name}: gradients {set(grads)}"
             for name, g in grads.items():
                 assert g.device == DEVICE1, f"{case.name}: gradient of {name} on {g.device}"

@@ -201,6 +201,34 @@ def problems(draw, loss):
         arrays["target"] = rng.uniform(0, bins - 1, shape) * (1 - 1e-9)
         if draw(st.booleans()):
             arrays["weight"] = rng.uniform(0.1, 2.0, shape)
+    elif loss == "linear_cross_entropy":  # input (D) or (N, D); linear_weight (C, D) or (C, d, D)
+        features, classes = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+        out_features = draw(st.sampled_from([(), shape[-1:]]))
+        rows = shape[:1] if out_features or draw(st.booleans()) else ()  # K-dim needs batched input
+        arrays["input"] = rng.standard_normal(rows + (features,))
+        arrays["linear_weight"] = rng.standard_normal((classes, *out_features, features))
+        if draw(st.booleans()):
+            arrays["linear_bias"] = rng.standard_normal((classes, *out_features))
+        positions = rows + out_features
+        if draw(st.booleans()):  # class probabilities, shaped like the logits (N, C, d)
+            arrays["target"] = np.moveaxis(rng.dirichlet(np.ones(classes), positions), -1, len(rows))
+        else:
+            target = rng.integers(0, classes, positions)
+            if draw(st.booleans()):
+                options["ignore_index"] = int(draw(st.sampled_from([-100, 0])))
+                if options["ignore_index"] == -100 and target.ndim:
+                    target = np.where(rng.uniform(size=positions) < 0.3, -100, target)
+            arrays["target"] = np.asarray(target, dtype=np.int64)
+        if draw(st.booleans()):
+            arrays["weight"] = rng.uniform(0.1, 2.0, (classes,))
+        if draw(st.booleans()):
+            options["label_smoothing"] = draw(st.sampled_from([0.1, 0.5]))
+        options["chunk_size"] = draw(st.sampled_from([None, 1, 2, 3]))
+        # lossy's extras: against the explicit formula of conformance/plain_torch_linear.py
+        if draw(st.booleans()):
+            options["lse_square_scale"] = draw(st.sampled_from([1e-3, 0.1]))
+        if draw(st.booleans()):
+            options["softcap"] = draw(st.sampled_from([0.5, 3.0]))
     else:  # cross_entropy, nll_loss, softmax_focal_loss, poly1_cross_entropy: (C), (N, C) or (N, C, d)
         classes = draw(st.integers(2, 5))
         layout = draw(st.sampled_from([(classes,), (shape[0], classes), (shape[0], classes, shape[-1])]))
@@ -450,6 +478,9 @@ def test_empty_batch(loss, reduction):
         return
     if loss in ("cross_entropy", "nll_loss", "softmax_focal_loss", "poly1_cross_entropy"):
         arrays = {"input": np.zeros((0, 3)), "target": np.zeros((0,), dtype=np.int64)}
+    elif loss == "linear_cross_entropy":  # no rows: the weight's gradient is zeros
+        arrays = {"input": np.zeros((0, 3)), "linear_weight": np.full((4, 3), 0.5),
+                  "target": np.zeros((0,), dtype=np.int64)}
     elif loss == "distribution_focal_loss":  # 3 bins over an empty batch of distances
         arrays = {"input": np.zeros((0, 3)), "target": np.zeros((0,))}
     elif loss == "cosine_embedding_loss":
@@ -499,3 +530,14 @@ def test_kl_div_target_gradient_at_zero_probability_is_torch_nan():
     grads = _check_against_torch("kl_div", {"input": np.array([-1.0, -0.5, -2.0]), "target": np.array([0.0, 0.3, 0.7])},
                                  {"reduction": "sum"})
     assert np.isnan(grads["target"][0]) and np.isfinite(grads["target"][1:]).all()
+
+
+def test_linear_cross_entropy_upstream_must_have_the_output_shape():
+    # reduction='none' on 4 rows: the output is (4,); an upstream of (2, 2) has as many entries
+    # but not the shape, and is refused as for every other loss (value_and_grad's rule).
+    value_and_grad = lossy_core.value_and_grad(lossy_core.linear_cross_entropy)
+    x, w, t = np.ones((4, 3)), np.ones((5, 3)), np.array([0, 1, 2, 3])
+    with pytest.raises(ValueError, match=r"'upstream' has shape \[2, 2\], the output \[4\]"):
+        value_and_grad(x, w, t, reduction="none", upstream=np.ones((2, 2)))
+    value, grads = value_and_grad(x, w, t, reduction="none", upstream=[1.0, 0.0, 0.0, 0.0])
+    assert value.shape == (4,) and np.all(grads["input"][1:] == 0)  # only row 0's upstream is non-zero

@@ -525,3 +525,13 @@ def test_shape_and_dtype_errors_raise_before_compute():
         lce(x, W, t[:3])
     with pytest.raises(ValueError, match="chunk_size"):
         lce(x, W, t, chunk_size=0)
+
+
+def test_a_float_chunk_size_does_not_poison_the_cache_for_its_integer():
+    # 2.0 == 2 (and hash alike): the compiled loss for chunk_size=2 must not be the one first built
+    # for the refused chunk_size=2.0 (found in a full test run, where another test passed 2.0 first).
+    arrays, (x, W, t, b, w) = _simple()
+    with pytest.raises(ValueError, match="chunk_size"):
+        lce(x, W, t, chunk_size=2.0)
+    _, expected, _ = _torch(arrays, {}, upstream=np.asarray(1.0))
+    _close(jax.grad(lambda x: lce(x, W, t, linear_bias=b, weight=w, chunk_size=2))(x), expected["input"])

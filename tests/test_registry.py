@@ -42,10 +42,27 @@ def test_core_signature_is_the_spec(spec):
 
 @pytest.mark.parametrize("spec", lossy_core.losses(), ids=lambda s: s.name)
 def test_torch_binding_names_every_core_argument(spec):
-    """Every core argument appears in torch's signature, so the generated functional can pass it on."""
-    torch_names = {name for name, _ in spec.torch.signature}
-    core_names = set(spec.arrays) | set(spec.optional_arrays) | {o.name for o in spec.options}
-    assert core_names <= torch_names
+    """Every core argument appears in torch's signature, so the generated functional can pass it on.
+
+    A loss the adapters bind by hand (``extra["adapters"] == "own"``: linear_cross_entropy) may have
+    lossy extras torch lacks: its ``lossy_torch.functional`` function has torch's signature first,
+    unchanged, then each extra keyword-only with the core default -- but for ``chunk_size``, which
+    torch spells ``options=LinearCrossEntropyOptions(batch_chunk_size=...)``."""
+    torch_names = [name for name, _ in spec.torch.signature]
+    core = spec.signature().parameters
+    if spec.extra.get("adapters") != "own":
+        assert set(core) <= set(torch_names)
+        return
+    spelled_by_torch = {"chunk_size": "options"}  # as conformance/backends.py passes it
+    extras = {n for n in core if n not in torch_names and spelled_by_torch.get(n) not in torch_names}
+    functional = pytest.importorskip("lossy_torch.functional")
+    parameters = inspect.signature(getattr(functional, spec.torch.function)).parameters
+    names = list(parameters)
+    assert names[: len(torch_names)] == torch_names
+    assert set(names[len(torch_names):]) == extras
+    for name in extras:
+        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert parameters[name].default == core[name].default, name
 
 
 def test_registering_a_mismatched_signature_fails():

@@ -29,15 +29,32 @@ import lossy_torch.functional as LF  # noqa: E402
 # Every torch loss lossy binds, with its torch.nn class (the registry is the list).
 # Losses torch lacks (torchvision's sigmoid_focal_loss, ...) are checked against their plain-torch
 # references in their own test files (tests/test_focal.py); tests/test_registry.py checks they have one.
+# Losses the adapter binds by hand (extra["adapters"] == "own": linear_cross_entropy, whose loop over
+# row chunks is the adapter's and whose module owns its Linear) have their own test file
+# (tests/test_linear_cross_entropy_torch.py: signatures, module state, values, gradients, compile,
+# torch.func); the tests here are the generated bindings'. test_own_bindings_exist checks them here.
+OWN = [s for s in lossy_core.losses() if s.extra.get("adapters") == "own"]
 NINE = {s.torch.function: s.torch.module for s in lossy_core.losses()
-        if s.torch and s.torch.module and hasattr(F, s.torch.function)}
-BOUND = [s for s in lossy_core.losses() if s.torch is not None and hasattr(F, s.torch.function)]
+        if s.torch and s.torch.module and hasattr(F, s.torch.function) and s not in OWN}
+BOUND = [s for s in lossy_core.losses() if s.torch is not None and hasattr(F, s.torch.function) and s not in OWN]
 WITH_MODULE = [s for s in BOUND if s.torch.module is not None]
 FUNCTIONS = sorted(NINE)
 
 
 def _ids(specs):
     return [s.torch.function for s in specs]
+
+
+@pytest.mark.parametrize("spec", OWN, ids=_ids(OWN))
+def test_own_bindings_exist(spec):
+    """A hand-bound loss is exported like a generated one, under torch's names, and has its test file."""
+    import pathlib
+
+    assert spec.torch.function in LF.__all__ and getattr(LF, spec.torch.function).__name__ == spec.torch.function
+    if spec.torch.module:
+        assert spec.torch.module in lossy_torch.__all__
+        assert issubclass(getattr(lossy_torch, spec.torch.module), torch.nn.Module)
+    assert (pathlib.Path(__file__).parent / f"test_{spec.name}_torch.py").exists()
 
 
 def test_registry_binds_the_nine_torch_losses():
@@ -491,6 +508,17 @@ def test_compile_fullgraph_under_no_grad(name, fresh_dynamo):
     compiled = torch.compile(lambda *a: getattr(LF, name)(*a, **kw), fullgraph=True, backend="aot_eager")
     with torch.no_grad():
         _assert_close(compiled(*arrays), getattr(F, name)(*arrays, **kw), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_compile_fullgraph_in_grad_mode_without_inputs_that_need_grad(name, fresh_dynamo):
+    """An evaluation pass without no_grad: grad mode is on but nothing requires grad. The losses with
+    a custom gradient then run their formula as is, as dynamo cannot inline an autograd.Function
+    whose inputs need no gradient ("failed to bind arguments" before the fix)."""
+    arrays, kw, _ = _case(name, dtype=torch.float64, seed=4)
+    assert not any(isinstance(a, torch.Tensor) and a.requires_grad for a in arrays)
+    compiled = torch.compile(lambda *a: getattr(LF, name)(*a, **kw), fullgraph=True, backend="aot_eager")
+    _assert_close(compiled(*arrays), getattr(F, name)(*arrays, **kw), rtol=1e-12, atol=1e-12)
 
 
 def test_compile_fullgraph_kl_div_mean_warning(fresh_dynamo):

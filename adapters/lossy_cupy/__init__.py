@@ -120,8 +120,11 @@ def value_and_grad(loss):
     def value_and_grad_of_loss(*args, upstream=None, **kwargs):
         bound = signature.bind(*args, **kwargs)
         arrays = {n: bound.arguments.get(n) for n in names}
-        if upstream is not None and not isinstance(upstream, (bool, int, float)):
-            arrays["upstream"] = upstream
+        # a tuple output (linear_cross_entropy's return_lse) has one upstream per output
+        upstreams = upstream if isinstance(upstream, tuple) else (upstream,)
+        for k, u in enumerate(upstreams):
+            if u is not None and not isinstance(u, (bool, int, float)):
+                arrays["upstream" if len(upstreams) == 1 else f"upstream[{k}]"] = u
         with _device_scope(_placement(spec.name, arrays)):
             return core(*args, upstream=upstream, **kwargs)
 

@@ -31,6 +31,7 @@ the loop and the gradient rule:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -165,9 +166,15 @@ def _hyper_tangents(config, values, perturbed):
     return tuple(tangents)
 
 
+def _types(config):
+    """The types of the configuration's values: part of the cache key, since ``2 == 2.0 == True``
+    would otherwise hand a ``chunk_size=2`` call the function built (and traced) for ``2.0``."""
+    return tuple(type(value) for value in dataclasses.astuple(config))
+
+
 @lru_cache(maxsize=None)
-def _loss(config):
-    """The ``custom_vjp`` loss of one static configuration."""
+def _loss(config, types):
+    """The ``custom_vjp`` loss of one static configuration (``types``: see ``_types``)."""
 
     @jax.custom_vjp
     def loss(input, linear_weight, linear_bias, target, weight, hyper):
@@ -242,7 +249,7 @@ def linear_cross_entropy(input, linear_weight, target, /, *, linear_bias=None, w
     traced = tuple(name for name in _HYPERPARAMETERS if not is_number(hyperparameters[name]))
     config = _Config(reduction=reduction, ignore_index=ignore_index, softcap=softcap, return_lse=bool(return_lse),
                      chunk_size=chunk_size, fixed=fixed, traced=traced)
-    return _loss(config)(input, linear_weight, linear_bias, target, weight,
+    return _loss(config, _types(config))(input, linear_weight, linear_bias, target, weight,
                          tuple(hyperparameters[name] for name in traced))
 
 
