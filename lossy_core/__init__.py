@@ -27,7 +27,7 @@ from ._focal import binary_focal_loss, class_balanced_weights, sigmoid_focal_los
 from ._focal_variants import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from ._imbalance import asymmetric_loss, poly1_cross_entropy
 from ._linear import linear_cross_entropy
-from ._reductions import legacy_reduction
+from ._reductions import EMPTY_POLICIES, LossParts, combine, finalize, legacy_reduction
 from ._registry import REGISTRY, REQUIRED, LossSpec, Option, TorchBinding, get, losses, missing_gradients
 from ._gradients import value_and_grad
 
@@ -35,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "REGISTRY", "REQUIRED", "LossSpec", "Option", "TorchBinding", "get", "losses", "legacy_reduction",
+    "EMPTY_POLICIES", "LossParts", "combine", "finalize",
     "missing_gradients", "pairwise_distance", "value_and_grad",
     "adaptive_log_softmax_with_loss", "adaptive_log_prob", "adaptive_predict",
     "class_balanced_weights",
