@@ -11,7 +11,7 @@ from ._autodiff import custom_gradient
 from ._backend import dtype_name, namespace, quiet_floating_point, shape_of
 from ._common import as_float, gradient_like, spread_upstream, upcast
 from ._primitives import log_sigmoid
-from ._reductions import check_reduction, reduce
+from ._reductions import check_reduction, finish, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
     data_check, fmt_shape, is_floating, poison, require_broadcastable_to, require_same_dtype,
@@ -134,7 +134,7 @@ def binary_cross_entropy(input, target, /, *, weight=None, reduction="mean"):
         terms = terms * upcast(xp, as_float(xp, weight, input.dtype))
     terms = poison(xp, poison(xp, terms, bad_input), bad_target)
     value = reduce(xp, terms, reduction)
-    return value if value.dtype == input.dtype else xp.astype(value, input.dtype)
+    return finish(xp, value, input.dtype)
 
 
 def binary_cross_entropy_with_logits(input, target, /, *, weight=None, pos_weight=None, reduction="mean"):
@@ -179,7 +179,7 @@ def binary_cross_entropy_with_logits(input, target, /, *, weight=None, pos_weigh
     if weight is not None:
         terms = terms * upcast(xp, as_float(xp, weight, dtype))
     value = reduce(xp, terms, reduction)
-    return value if value.dtype == target.dtype else xp.astype(value, target.dtype)
+    return finish(xp, value, target.dtype)
 
 
 # -- gradients (LossSpec.vjp; called after the loss accepted the same arguments) -------

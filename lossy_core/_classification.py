@@ -14,7 +14,7 @@ from ._backend import (
 )
 from ._common import as_float, gradient_like, spread_upstream, upcast
 from ._primitives import class_axis_view, log_softmax, log_softmax_picks, one_hot, take_along_axis, take_entries
-from ._reductions import check_reduction, mean, reduce_weighted, reduction_vjp
+from ._reductions import check_reduction, divide, finish, reduce, reduce_weighted, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
     data_check, first_value, fmt_shape, index_bounds, is_floating, is_integer, poison, require_in_range,
@@ -204,22 +204,33 @@ def _reduce_class_terms(xp, terms, target_weights, reduction, single, out_dtype,
     """Reduce the per-position terms; ``negated``: ``terms`` hold ``-loss`` (the sign is applied
     here, folded into the ``'mean'`` division: ``-(s / n)`` is exactly ``s / -n``). With
     ``count`` (no weights, every position kept), ``terms`` is already their sum over ``count``
-    positions and ``reduction`` is ``'sum'`` or ``'mean'``."""
+    positions and ``reduction`` is ``'sum'``, ``'mean'`` or ``'parts'`` (whose denominator stays
+    positive: the sign goes to the numerator)."""
+
+    def signed(value):
+        return -value if negated else value
+
     if count is not None:
-        value = terms / (-count if negated else count) if reduction == "mean" else (-terms if negated else terms)
+        if reduction == "mean":
+            value = terms / (-count if negated else count)
+        else:
+            value = divide(xp, signed(terms), count, reduction) if reduction == "parts" else signed(terms)
     elif reduction == "none" and single:
-        value = -xp.reshape(terms, ()) if negated else xp.reshape(terms, ())
+        value = signed(xp.reshape(terms, ()))
     elif reduction == "none":
-        value = -terms if negated else terms
+        value = signed(terms)
     elif reduction == "sum":
-        value = -xp.sum(terms) if negated else xp.sum(terms)
+        value = signed(xp.sum(terms))
+    elif reduction == "parts":
+        denominator = size_of(terms) if target_weights is None else xp.sum(target_weights)
+        value = divide(xp, signed(xp.sum(terms)), denominator, reduction)
     elif target_weights is None:  # no weights, nothing ignored: the denominator is the position count
         count = size_of(terms)
         value = reduce_weighted(xp, terms, reduction, -count if negated else count)
     else:
         total = xp.sum(target_weights)
         value = reduce_weighted(xp, terms, reduction, -total if negated else total)
-    return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
+    return finish(xp, value, out_dtype)
 
 
 def nll_loss(input, target, /, *, weight=None, ignore_index=-100, reduction="mean"):
@@ -294,8 +305,7 @@ def _probability_cross_entropy(xp, input, target, weight, reduction, label_smoot
         products = products * class_axis_view(xp, upcast(xp, weight), input.ndim, class_axis)
     terms = poison(xp, -xp.sum(products, axis=class_axis), bad_smoothing)
     # 'mean' divides by N * d1 * ... * dk, never by the weights (torch's rule).
-    value = terms if reduction == "none" else (xp.sum(terms) if reduction == "sum" else mean(xp, terms))
-    return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
+    return finish(xp, reduce(xp, terms, reduction), out_dtype)
 
 
 def cross_entropy(input, target, /, *, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ._backend import dtype_name, namespace, quiet_floating_point, shape_of
 from ._common import as_float, broadcast_pair, gradient_like, upcast
 from ._primitives import xlogx
-from ._reductions import KL_REDUCTIONS, check_reduction, reduce, reduction_vjp
+from ._reductions import KL_REDUCTIONS, check_reduction, divide, finish, reduce, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import is_floating
 
@@ -19,7 +19,8 @@ def kl_div(input, target, /, *, reduction="mean", log_target=False):
     ``input`` and ``target`` broadcast together. ``'batchmean'`` divides the sum
     by ``input.shape[0]`` (the sum itself for a 0-d input) and equals the
     mathematical KL divergence; ``'mean'`` divides by every element (torch warns
-    about it). Reference: ``torch.nn.functional.kl_div`` (Kullback & Leibler, 1951).
+    about it). ``'parts'`` is ``(sum, input.shape[0])``, the parts of ``'batchmean'`` (of the KL
+    divergence per sample), not of ``'mean'``. Reference: ``torch.nn.functional.kl_div`` (Kullback & Leibler, 1951).
     """
     xp = namespace(input, target)
     check_reduction(reduction, KL_REDUCTIONS)
@@ -36,13 +37,13 @@ def kl_div(input, target, /, *, reduction="mean", log_target=False):
         terms = xp.exp(p) * (p - log_q)
     else:
         terms = xlogx(xp, p) - p * log_q
-    if reduction == "batchmean":
+    if reduction in ("batchmean", "parts"):
+        # 'parts' is batchmean's: the KL divergence per sample, the mean worth accumulating.
         total = xp.sum(terms)
-        with quiet_floating_point(xp):  # an empty batch is 0/0 = NaN, as in torch
-            value = total / shape_of(input)[0] if input.ndim != 0 else total
+        value = divide(xp, total, shape_of(input)[0] if input.ndim != 0 else 1, reduction)
     else:
         value = reduce(xp, terms, reduction)
-    return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
+    return finish(xp, value, out_dtype)
 
 
 def _kl_div_vjp(xp, arrays, options, upstream):

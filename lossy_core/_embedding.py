@@ -11,7 +11,7 @@ import math
 
 from ._backend import is_concrete, is_number, namespace, shape_of
 from ._common import gradient_like, upcast
-from ._reductions import check_reduction, reduce, reduction_vjp
+from ._reductions import check_reduction, finish, reduce, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import broadcast_shape, fmt_shape, is_floating, poison
 
@@ -150,7 +150,7 @@ def triplet_margin_loss(anchor, positive, negative, /, *, margin=1.0, p=2.0, eps
 
     value = _triplet(xp, distance, anchor, positive, negative, margin, swap, reduction, bad_margin)
     dtype = _result_dtype(xp, anchor, positive, negative)
-    return value if value.dtype == dtype else xp.astype(value, dtype)
+    return finish(xp, value, dtype)
 
 
 def triplet_margin_with_distance_loss(anchor, positive, negative, /, *, distance_function=None, margin=1.0,
@@ -185,7 +185,7 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, /, *, distance
     value = _triplet(xp, distance, anchor, positive, negative, margin, swap, reduction, bad_margin)
     if distance_function is None:
         dtype = _result_dtype(xp, anchor, positive, negative)
-        value = value if value.dtype == dtype else xp.astype(value, dtype)
+        value = finish(xp, value, dtype)
     return value
 
 

@@ -40,11 +40,11 @@ from ._classification import (
     _index_coefficients, _reduce_class_terms, _upstream_per_position,
 )
 from ._primitives import class_axis_view, log_sigmoid, log_softmax
-from ._reductions import check_reduction, reduce, reduction_vjp
+from ._reductions import check_reduction, finalize, finish, on_numerator, reduce, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import fmt_shape, is_floating, is_concrete, poison, require_broadcastable_to
 
-_REDUCTIONS = ("none", "mean", "sum")
+_REDUCTIONS = ("none", "mean", "sum", "parts")
 
 
 # -- checks -------------------------------------------------------------------------
@@ -54,7 +54,7 @@ def check_focal_reduction(reduction):
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(
             f"Invalid Value for arg 'reduction': '{reduction}' \n Supported reduction modes: 'none', 'mean', "
-            f"'sum' (sigmoid_focal_loss expects reduction in 'none', 'mean', 'sum', got {reduction!r})"
+            f"'sum' (sigmoid_focal_loss expects reduction in 'none', 'mean', 'sum', 'parts', got {reduction!r})"
         )
 
 
@@ -293,7 +293,9 @@ def sigmoid_focal_loss(inputs, targets, /, *, weight=None, pos_weight=None, alph
     [0, 1], or ``-1``/``None`` for no balancing; ``gamma >= 0``. ``reduction``
     is ``'none'`` (torchvision's default), ``'mean'`` (over every element; NaN
     when empty) or ``'sum'``; ``normalizer`` divides the result (e.g.
-    ``reduction='sum', normalizer=number_of_positives`` as in RetinaNet).
+    ``reduction='sum', normalizer=number_of_positives`` as in RetinaNet; ``'parts'`` then divides
+    the numerator, so that ``finalize`` is ``'mean'`` over the normalizer; for a normalizer summed
+    across micro-batches or ranks, build ``LossParts(loss(reduction='sum'), number_of_positives)``).
     ``modulation='quality'`` replaces ``(1 - p_t)^gamma`` by ``|y - p|^gamma``
     (YOLOv5's QFocalLoss; the same for hard targets).
 
@@ -325,10 +327,12 @@ def sigmoid_focal_loss(inputs, targets, /, *, weight=None, pos_weight=None, alph
     for bad in (bad_alpha, bad_gamma):
         if bad is not None:
             terms = poison(xp, terms, bad)
-    value = reduce(xp, terms, reduction)
-    if normalizer is not None:
-        value = value / _as_scalar(xp, normalizer, value)
-    return value if value.dtype == dtype else xp.astype(value, dtype)
+    if normalizer is None:
+        return finish(xp, reduce(xp, terms, reduction), dtype)
+    # 'mean' as (sum / normalizer) / count, the finalized parts, so that the two agree exactly.
+    value = reduce(xp, terms, "parts" if reduction == "mean" else reduction)
+    value = on_numerator(value, lambda v: v / _as_scalar(xp, normalizer, v))
+    return finish(xp, finalize(value) if reduction == "mean" else value, dtype)
 
 
 def _product_rule(ce, d_ce, m, d_m, alpha_t, d_alpha_t):
@@ -448,7 +452,7 @@ def binary_focal_loss(input, target, /, *, weight=None, alpha=0.25, gamma=2.0, r
     for bad in (bad_input, bad_target, bad_alpha, bad_gamma):
         terms = poison(xp, terms, bad)
     value = reduce(xp, terms, reduction)
-    return value if value.dtype == input.dtype else xp.astype(value, input.dtype)
+    return finish(xp, value, input.dtype)
 
 
 def _binary_focal_vjp(xp, arrays, options, upstream):
@@ -611,7 +615,7 @@ def softmax_focal_loss(input, target, /, *, weight=None, alpha=None, gamma=2.0, 
         for bad in (bad_alpha, bad_gamma):
             terms = poison(xp, terms, bad)
         value = reduce(xp, terms, reduction)
-        return value if value.dtype == out_dtype else xp.astype(value, out_dtype)
+        return finish(xp, value, out_dtype)
     batched_input, batched_target, single = _as_batch(xp, input, target)
     checked = _check_indices(xp, batched_target, num_classes, ignore_index, loss="softmax_focal_loss")
     log_p = log_softmax(xp, upcast(xp, batched_input), 1)

@@ -19,7 +19,7 @@ from ._backend import device_of, namespace, quiet_floating_point, shape_of
 from ._binary import binary_cross_entropy_with_logits
 from ._common import as_float, gradient_like, spread_upstream, upcast
 from ._primitives import log_sigmoid, log_softmax
-from ._reductions import check_reduction, reduce
+from ._reductions import check_reduction, finish, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import (
     data_check, first_value, fmt_shape, is_floating, poison, require_broadcastable_to, require_in_range,
@@ -99,7 +99,7 @@ def _finish(xp, terms, weight, reduction, dtype, *bad):
     for mask in bad:
         terms = poison(xp, terms, mask)
     value = reduce(xp, terms, reduction)
-    return value if value.dtype == dtype else xp.astype(value, dtype)
+    return finish(xp, value, dtype)
 
 
 def _check_pointwise(xp, input, target, weight, reduction, *, loss):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from ._backend import device_of, namespace, shape_of
+from ._reductions import LossParts
 from ._registry import REGISTRY, LossSpec
 from ._validation import fmt_shape, is_floating
 
@@ -42,7 +43,8 @@ def value_and_grad(loss):
     (``LossSpec.vjp``) in the array API, so they work on NumPy, array_api_strict, CuPy or
     any array-API namespace, and match torch autograd (including its finite gradients at
     saturated inputs). ``upstream`` is the gradient of the output: default 1 for a scalar
-    output (``'mean'``, ``'sum'``); required, with the output's shape, for ``'none'``.
+    output (``'mean'``, ``'sum'``); required, with the output's shape, for ``'none'``. With
+    ``reduction='parts'`` the value is :class:`LossParts` and the gradients are the numerator's.
     """
     spec = _spec_of(loss)
     if spec.vjp is None and spec.value_and_vjp is None:
@@ -61,7 +63,9 @@ def value_and_grad(loss):
             value, grads = spec.value_and_vjp(xp, arrays, options, upstream)
         else:
             value = spec.function(*args, **kwargs)
-            grads = spec.vjp(xp, arrays, options, _upstream_for(spec, xp, value, upstream))
+            # 'parts': the gradient is the numerator's (the denominator has none)
+            output = value.numerator if isinstance(value, LossParts) else value
+            grads = spec.vjp(xp, arrays, options, _upstream_for(spec, xp, output, upstream))
         # a Python number in an array's place (gaussian_nll_loss's float ``var``) has no gradient
         wanted = [n for n in spec.differentiable
                   if hasattr(arrays.get(n), "dtype") and is_floating(xp, arrays[n])]

@@ -18,7 +18,7 @@ from ._focal_variants import (
     _binding, _check_pointwise, _finish, check_exponent, check_unit_interval,
 )
 from ._primitives import class_axis_view, log_sigmoid, log_softmax
-from ._reductions import reduce, reduce_weighted
+from ._reductions import as_parts, finalize, finish
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import poison, require_in_range
 
@@ -203,21 +203,26 @@ def poly1_cross_entropy(input, target, /, *, weight=None, ignore_index=-100, red
     """
     xp = namespace(input, target, weight)
     bad_epsilon = _POLY_EPSILON.validate(epsilon)
-    value = cross_entropy(input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
-                          label_smoothing=label_smoothing)
+    # 'mean' is finalize of the parts, (sum CE_n + epsilon sum poly_n) / denominator: one division,
+    # so that the parts give 'mean' exactly.
+    value = cross_entropy(input, target, weight=weight, ignore_index=ignore_index,
+                          reduction="parts" if reduction == "mean" else reduction, label_smoothing=label_smoothing)
     a, probabilities, axis, denominator, kept, single = _poly_coefficients(
         xp, input, target, weight, ignore_index, label_smoothing)
     terms = xp.sum(a * (1 - probabilities), axis=axis)
-    if kept is None:
-        poly = reduce(xp, terms, reduction)  # 'mean' over positions, as cross_entropy's
-    else:
+    if kept is not None:
         # Masked with where, as cross_entropy's terms: every target ignored gives 'mean' NaN and a zero
         # gradient (torch's), not 0 * (1/0).
         terms = xp.where(kept, terms, xp.zeros_like(terms))
         if reduction == "none" and single:
             terms = xp.reshape(terms, ())
-        poly = reduce_weighted(xp, terms, reduction, denominator)
-    poly = poison(xp, poly if poly.dtype == value.dtype else xp.astype(poly, value.dtype), bad_epsilon)
+    if reduction in ("mean", "parts"):
+        # The denominator is cross_entropy's: the positions, or the kept targets' summed weights.
+        numerator = xp.sum(terms)
+        numerator = poison(xp, finish(xp, numerator, value.numerator.dtype), bad_epsilon)
+        parts = as_parts(xp, value.numerator + epsilon * numerator, value.denominator)
+        return parts if reduction == "parts" else finish(xp, finalize(parts), input.dtype)
+    poly = poison(xp, finish(xp, xp.sum(terms) if reduction == "sum" else terms, value.dtype), bad_epsilon)
     return value + epsilon * poly
 
 

@@ -37,7 +37,8 @@ from ._backend import default_integer_dtype, device_of, dtype_name, is_jax, is_n
 from ._classification import _check_indices, _class_index, _label_smoothing_message
 from ._common import compute_dtype
 from ._primitives import add_at_index, exp_in_place, take_along_axis, take_entries
-from ._reductions import check_reduction
+from ._reductions import check_reduction, divide
+from ._reductions import finish as finish_reduced
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import fmt_shape, is_floating, is_integer, poison, require_in_range
 
@@ -453,10 +454,9 @@ def finish(xp, plan, terms, lse, return_lse):
         total = xp.sum(terms)
         if plan.reduction == "sum":
             value = total
-        else:
-            with quiet_floating_point(xp):
-                value = total / plan.denominator
-    value = _as(xp, value, plan.input_dtype)
+        else:  # 'mean', or 'parts' (its numerator's gradient is that of 'sum': the scale is 1)
+            value = divide(xp, total, plan.denominator, plan.reduction)
+    value = finish_reduced(xp, value, plan.input_dtype)
     if return_lse:
         return value, xp.reshape(lse, plan.output_shape)
     return value

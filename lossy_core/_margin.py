@@ -11,8 +11,8 @@ from __future__ import annotations
 from ._backend import dtype_name, namespace, shape_of
 from ._common import as_float, floating_result_type, gradient_like, spread_upstream, upcast
 from ._primitives import log_sigmoid, softplus
-from ._probabilistic import _broadcast_all, _finish, require_broadcastable
-from ._reductions import check_reduction, reduce
+from ._probabilistic import _broadcast_all, require_broadcastable
+from ._reductions import check_reduction, finish, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import broadcast_shape, fmt_shape, is_floating
 
@@ -60,7 +60,7 @@ def margin_ranking_loss(input1, input2, target, /, *, margin=0.0, reduction="mea
         )
     out_dtype = floating_result_type(xp, input1, input2, target)
     _, _, z = _ranking_setup(xp, input1, input2, target, margin)
-    return _finish(xp, reduce(xp, _hinge(xp, z), reduction), out_dtype)
+    return finish(xp, reduce(xp, _hinge(xp, z), reduction), out_dtype)
 
 
 def _ranking_vjp(xp, arrays, options, upstream):
@@ -97,7 +97,7 @@ def hinge_embedding_loss(input, target, /, *, margin=1.0, reduction="mean"):
     x, y = _hinge_embedding_setup(xp, input, target)
     zeros = xp.zeros_like(x)
     terms = xp.where(y != 1, _hinge(xp, margin - x), zeros) + xp.where(y != -1, x, zeros)
-    return _finish(xp, reduce(xp, terms, reduction), input.dtype)
+    return finish(xp, reduce(xp, terms, reduction), input.dtype)
 
 
 def _hinge_embedding_vjp(xp, arrays, options, upstream):
@@ -142,7 +142,7 @@ def soft_margin_loss(input, target, /, *, reduction="mean"):
     xp = namespace(input, target)
     check_reduction(reduction)
     x, y, dtype = _soft_margin_setup(xp, input, target)
-    return _finish(xp, reduce(xp, softplus(xp, -y * x), reduction), dtype)
+    return finish(xp, reduce(xp, softplus(xp, -y * x), reduction), dtype)
 
 
 def _soft_margin_vjp(xp, arrays, options, upstream):
@@ -199,7 +199,7 @@ def cosine_embedding_loss(input1, input2, target, /, *, margin=0.0, reduction="m
     _, _, y, cosine, *_ = _cosine_setup(xp, input1, input2, target)
     zeros = xp.zeros_like(cosine)
     terms = xp.where(y == 1, 1 - cosine, zeros) + xp.where(y == -1, _hinge(xp, cosine - margin), zeros)
-    return _finish(xp, reduce(xp, terms, reduction), out_dtype)
+    return finish(xp, reduce(xp, terms, reduction), out_dtype)
 
 
 def _cosine_vjp(xp, arrays, options, upstream):

@@ -16,7 +16,7 @@ from ._backend import (
 )
 from ._common import as_float, floating_result_type, gradient_like, spread_upstream, upcast
 from ._primitives import log_sigmoid, one_hot, take_along_axis, take_entries
-from ._reductions import check_reduction, reduce
+from ._reductions import check_reduction, finish, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import broadcast_shape, data_check, fmt_shape, index_bounds, is_floating, poison
 
@@ -76,7 +76,7 @@ def multilabel_soft_margin_loss(input, target, /, *, weight=None, reduction="mea
     with quiet_floating_point(xp):  # C = 0: 0 / 0 = NaN, as in torch
         per_sample = xp.sum(terms, axis=input.ndim - 1) / classes
     value = reduce(xp, per_sample, reduction)
-    return value if value.dtype == dtype else xp.astype(value, dtype)
+    return finish(xp, value, dtype)
 
 
 def _soft_margin_vjp(xp, arrays, options, upstream):
@@ -229,7 +229,7 @@ def multi_margin_loss(input, target, /, *, weight=None, p=1, margin=1.0, reducti
     per_sample = poison(xp, xp.sum(h, axis=1) / classes, bad)
     per_sample = xp.reshape(per_sample, (frames,) if target.ndim == 1 else ())
     value = reduce(xp, per_sample, reduction)
-    return value if value.dtype == input.dtype else xp.astype(value, input.dtype)
+    return finish(xp, value, input.dtype)
 
 
 def _multi_margin_vjp(xp, arrays, options, upstream):
@@ -313,7 +313,7 @@ def multilabel_margin_loss(input, target, /, *, reduction="mean"):
     hinge = xp.sum(xp.where(z > 0, z, xp.zeros((), dtype=z.dtype, device=device_of(z))), axis=(1, 2)) / classes
     per_sample = xp.reshape(poison(xp, hinge, bad), (frames,) if input.ndim == 2 else ())
     value = reduce(xp, per_sample, reduction)
-    return value if value.dtype == input.dtype else xp.astype(value, input.dtype)
+    return finish(xp, value, input.dtype)
 
 
 def _multilabel_margin_vjp(xp, arrays, options, upstream):

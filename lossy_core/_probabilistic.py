@@ -12,7 +12,7 @@ from ._autodiff import custom_gradient
 from ._backend import is_number, namespace, quiet_floating_point, shape_of
 from ._common import gradient_like, spread_upstream, upcast
 from ._primitives import stop_gradient
-from ._reductions import check_reduction, reduce
+from ._reductions import REDUCTIONS, check_reduction, finish, reduce
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import broadcast_shape, data_check, fmt_shape, is_floating, poison
 
@@ -38,10 +38,6 @@ def _broadcast_all(xp, *arrays, loss, names=None):
     names = names or [f"array {i}" for i in range(len(arrays))]
     shape = require_broadcastable(loss, **dict(zip(names, arrays)))
     return [a if shape_of(a) == shape else xp.broadcast_to(a, shape) for a in arrays]
-
-
-def _finish(xp, value, dtype):
-    return value if value.dtype == dtype else xp.astype(value, dtype)
 
 
 # -- Poisson -----------------------------------------------------------------------
@@ -98,7 +94,7 @@ def poisson_nll_loss(input, target, /, *, log_input=True, full=False, eps=1e-08,
     _, y, terms = _poisson_terms(xp, input, target, log_input, eps)
     if full:
         terms = terms + _stirling_term(xp, y)
-    return _finish(xp, reduce(xp, terms, reduction), out_dtype)
+    return finish(xp, reduce(xp, terms, reduction), out_dtype)
 
 
 def _poisson_vjp(xp, arrays, options, upstream):
@@ -203,8 +199,9 @@ def gaussian_nll_loss(input, target, var, /, *, full=False, eps=1e-06, reduction
     xp = namespace(input, target, var)
     bad = data_check(xp, var < 0, raise_error=_negative_variance)
     _aligned_variance(xp, input, var)
-    if reduction not in ("none", "mean", "sum"):
-        raise ValueError(f"{reduction} is not valid: gaussian_nll_loss expects reduction 'none', 'mean' or 'sum'")
+    if reduction not in REDUCTIONS:  # torch's message for this loss, before check_reduction's wording
+        raise ValueError(f"{reduction} is not valid: gaussian_nll_loss expects reduction 'none', 'mean', 'sum' "
+                         "or 'parts'")
     out_dtype = xp.result_type(input, target, var)
     x, y, v, _ = _gaussian_setup(xp, input, target, var, eps)
     difference = x - y
@@ -213,7 +210,7 @@ def gaussian_nll_loss(input, target, var, /, *, full=False, eps=1e-06, reduction
         terms = terms + _HALF_LOG_TWO_PI
     if bad is not None:  # traced: a negative variance gives NaN
         terms = poison(xp, terms, _aligned_variance(xp, input, bad))
-    return _finish(xp, reduce(xp, terms, reduction), out_dtype)
+    return finish(xp, reduce(xp, terms, reduction), out_dtype)
 
 
 def _gaussian_vjp(xp, arrays, options, upstream):

@@ -92,8 +92,10 @@ def finalize(parts, *, empty="nan"):
         return numerator / denominator
 
 
-def _parts(xp, numerator, denominator):
+def as_parts(xp, numerator, denominator):
     """LossParts with the denominator as an array of the numerator's dtype and device."""
+    if isinstance(numerator, (int, float, complex)):  # NumPy's sum gives a scalar (np.float64 is a float)
+        numerator = xp.asarray(numerator)
     if not hasattr(denominator, "dtype") or denominator.dtype != numerator.dtype:
         denominator = xp.asarray(denominator, dtype=numerator.dtype, device=device_of(numerator))
     return LossParts(numerator, denominator)
@@ -103,7 +105,7 @@ def divide(xp, total, denominator, reduction):
     """``'mean'``: ``total / denominator``; ``'parts'``: the two as LossParts (``total`` is the
     sum of the per-element loss, ``denominator`` torch's mean denominator)."""
     if reduction == "parts":
-        return _parts(xp, total, denominator)
+        return as_parts(xp, total, denominator)
     with quiet_floating_point(xp):
         return total / denominator
 
@@ -121,6 +123,14 @@ def finish(xp, value, dtype):
             denominator = xp.astype(denominator, target)
         return LossParts(numerator, denominator)
     return value if value.dtype == dtype else xp.astype(value, dtype)
+
+
+def on_numerator(value, function):
+    """``function(value)``, or for LossParts ``function`` applied to the numerator alone (a scale
+    or a NaN poison of the reduced loss changes the sum, not the count)."""
+    if isinstance(value, LossParts):
+        return LossParts(function(value.numerator), value.denominator)
+    return function(value)
 
 
 def check_reduction(reduction, allowed=REDUCTIONS):
@@ -174,7 +184,7 @@ def reduce(xp, loss, reduction):
     if reduction == "sum":
         return xp.sum(loss)
     if reduction == "parts":
-        return _parts(xp, xp.sum(loss), size_of(loss))
+        return as_parts(xp, xp.sum(loss), size_of(loss))
     return mean(xp, loss)
 
 

@@ -17,7 +17,7 @@ from ._common import (
     as_float, broadcast_pair, gradient_like, require_weight_like_input, sum_to_shape, upcast,
 )
 from ._primitives import vecdot
-from ._reductions import check_reduction, reduce, reduce_weighted, reduction_vjp
+from ._reductions import check_reduction, divide, finish, on_numerator, reduce, reduce_weighted, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import is_floating, poison, require_in_range
 
@@ -65,10 +65,6 @@ def _weighted_reduce(xp, loss, weight, reduction, out_dtype):
     return reduce_weighted(xp, weighted, reduction, xp.sum(weight))
 
 
-def _finish(xp, value, dtype):
-    return value if value.dtype == dtype else xp.astype(value, dtype)
-
-
 def _real_dtype(xp, dtype):
     if dtype == xp.complex64:
         return xp.float32
@@ -92,7 +88,7 @@ def l1_loss(input, target, /, *, weight=None, reduction="mean"):
         require_weight_like_input(weight, input, loss="l1_loss")
     out_dtype = _real_dtype(xp, xp.result_type(input, target))
     if not xp.isdtype(out_dtype, "real floating"):
-        if reduction == "mean" and weight is None:
+        if reduction in ("mean", "parts") and weight is None:
             raise RuntimeError(
                 "mean(): could not infer output dtype. Input dtype must be either a floating point or complex "
                 f"dtype. l1_loss: reduction='mean' needs a floating 'input', got {dtype_name(input.dtype)}"
@@ -101,11 +97,11 @@ def l1_loss(input, target, /, *, weight=None, reduction="mean"):
             out_dtype = weight.dtype if is_floating(xp, weight) else xp.float32
     error = _absolute(xp, _difference(xp, input, target, loss="l1_loss"))
     if weight is None:
-        return _finish(xp, reduce(xp, error, reduction), out_dtype)
+        return finish(xp, reduce(xp, error, reduction), out_dtype)
     if is_floating(xp, weight):
         out_dtype = xp.result_type(out_dtype, weight.dtype)
     error = as_float(xp, error, xp.result_type(error.dtype, out_dtype) if is_floating(xp, error) else out_dtype)
-    return _finish(xp, _weighted_reduce(xp, error, weight, reduction, out_dtype), out_dtype)
+    return finish(xp, _weighted_reduce(xp, error, weight, reduction, out_dtype), out_dtype)
 
 
 def _require_floating_pair(xp, input, target, kernel):
@@ -133,10 +129,10 @@ def mse_loss(input, target, /, *, weight=None, reduction="mean"):
     difference = _difference(xp, input, target, loss="mse_loss")
     error = difference * difference
     if weight is None:
-        return _finish(xp, reduce(xp, error, reduction), out_dtype)
+        return finish(xp, reduce(xp, error, reduction), out_dtype)
     if is_floating(xp, weight):
         out_dtype = xp.result_type(out_dtype, weight.dtype)
-    return _finish(xp, _weighted_reduce(xp, error, weight, reduction, out_dtype), out_dtype)
+    return finish(xp, _weighted_reduce(xp, error, weight, reduction, out_dtype), out_dtype)
 
 
 def _huber_backward(xp, arrays, saved, upstream, needs):
@@ -237,7 +233,7 @@ def _reduced_huber(xp, input, target, delta, reduction):
             total = _huber_total(xp, input - target, delta)
         else:
             total = _huber_pair_total(xp, input, target, delta)
-        return total if reduction == "sum" else total / count
+        return total if reduction == "sum" else divide(xp, total, count, reduction)
     return reduce(xp, _huber_terms(xp, input - target, delta), reduction)
 
 
@@ -261,14 +257,14 @@ def smooth_l1_loss(input, target, /, *, beta=1.0, reduction="mean"):
         # beta > 0 here: smooth_l1 is huber(delta=beta) / beta, with Huber's fast forms and gradient
         # (the default beta = 1 skips the division, exact anyway: one op and one autograd node fewer).
         huber = _reduced_huber(xp, *pair, beta, reduction)
-        return _finish(xp, huber if beta == 1 else huber / beta, out_dtype)
+        return finish(xp, huber if beta == 1 else on_numerator(huber, lambda h: h / beta), out_dtype)
     # A traced beta (jax): d - q + q^2 / (2 beta) with q = min(d, beta), no division by a zero beta.
     distance = _absolute(xp, pair[0] - pair[1])
     clipped = xp.minimum(distance, beta)
     safe_beta = xp.where(beta > 0, beta, xp.ones_like(beta))
     error = distance - clipped + 0.5 * clipped * clipped / safe_beta
     error = poison(xp, error, bad_beta)
-    return _finish(xp, reduce(xp, error, reduction), out_dtype)
+    return finish(xp, reduce(xp, error, reduction), out_dtype)
 
 
 def huber_loss(input, target, /, *, delta=1.0, weight=None, reduction="mean"):
@@ -289,12 +285,13 @@ def huber_loss(input, target, /, *, delta=1.0, weight=None, reduction="mean"):
     out_dtype = input.dtype
     pair = _compute_pair(xp, input, target, loss="huber_loss")
     if weight is None:  # a traced bad delta is a scalar mask: poisoning the reduced value is the same
-        return _finish(xp, poison(xp, _reduced_huber(xp, *pair, delta, reduction), bad_delta), out_dtype)
-    error = _finish(xp, poison(xp, _huber_terms(xp, pair[0] - pair[1], delta), bad_delta), out_dtype)
+        reduced = _reduced_huber(xp, *pair, delta, reduction)
+        return finish(xp, on_numerator(reduced, lambda h: poison(xp, h, bad_delta)), out_dtype)
+    error = finish(xp, poison(xp, _huber_terms(xp, pair[0] - pair[1], delta), bad_delta), out_dtype)
     if is_floating(xp, weight):
         out_dtype = xp.result_type(out_dtype, weight.dtype)
     weighted = upcast(xp, as_float(xp, error, out_dtype)) * upcast(xp, as_float(xp, weight, out_dtype))
-    return _finish(xp, reduce(xp, weighted, reduction), out_dtype)
+    return finish(xp, reduce(xp, weighted, reduction), out_dtype)
 
 
 # -- gradients: vector-Jacobian products of the losses above ---------------------------

@@ -29,7 +29,7 @@ import math
 from ._autodiff import CustomGradient
 from ._backend import default_integer_dtype, dtype_name, is_concrete, namespace, quiet_floating_point, shape_of
 from ._primitives import logsumexp_of, scan, take_along_axis, take_entries
-from ._reductions import check_reduction, reduction_vjp
+from ._reductions import check_reduction, divide, reduction_vjp
 from ._registry import REQUIRED, LossSpec, Option, TorchBinding, register
 from ._validation import data_check, first_value, is_floating, is_integer, poison
 
@@ -343,7 +343,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, /, *, blank=0, r
     tuples of ints; ``0 <= input_lengths <= T``. An impossible alignment gives
     ``inf``; ``zero_infinity=True`` makes those losses and their gradients 0.
     ``'mean'``: ``mean_n(loss_n / max(target_lengths[n], 1))``; ``'sum'``;
-    ``'none'``: shape ``(N)`` (``()`` unbatched).
+    ``'none'``: shape ``(N)`` (``()`` unbatched); ``'parts'``:
+    ``(sum_n loss_n / max(target_lengths[n], 1), N)``.
 
     The gradient is torch's (see the module docstring): exact for the logits
     behind a ``log_softmax``. Reference: ``torch.nn.functional.ctc_loss``.
@@ -360,7 +361,10 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, /, *, blank=0, r
         return xp.reshape(nll, ()) if unbatched else nll
     if reduction == "sum":
         return xp.sum(nll)
-    return xp.mean(nll / xp.astype(xp.clip(tl, min=1), nll.dtype))
+    per_target_label = nll / xp.astype(xp.clip(tl, min=1), nll.dtype)
+    if reduction == "parts":  # the sum of the per-label losses, over N sequences
+        return divide(xp, xp.sum(per_target_label), shape_of(nll)[0], reduction)
+    return xp.mean(per_target_label)
 
 
 def _ctc_vjp(xp, arrays, options, upstream):
@@ -370,8 +374,8 @@ def _ctc_vjp(xp, arrays, options, upstream):
     reduction = options["reduction"]
     N = shape_of(lp)[1]
     upstream = xp.reshape(upstream, (N,)) if reduction == "none" else upstream
-    if reduction == "mean":
-        per_sample = reduction_vjp(xp, upstream, (N,), "mean") / xp.astype(xp.clip(tl, min=1), lp.dtype)
+    if reduction in ("mean", "parts"):
+        per_sample = reduction_vjp(xp, upstream, (N,), reduction) / xp.astype(xp.clip(tl, min=1), lp.dtype)
     else:
         per_sample = reduction_vjp(xp, upstream, (N,), reduction)
     zero_infinity = bool(options["zero_infinity"])

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
+from lossy_core import LossParts
 from lossy_core import _linear as _core
 from lossy_core._backend import is_number
 
@@ -166,6 +167,11 @@ def _hyper_tangents(config, values, perturbed):
     return tuple(tangents)
 
 
+def _numerator(value):
+    """A LossParts' numerator (the part that carries gradients and tangents); anything else as is."""
+    return value.numerator if isinstance(value, LossParts) else value
+
+
 def _types(config):
     """The types of the configuration's values: part of the cache key, since ``2 == 2.0 == True``
     would otherwise hand a ``chunk_size=2`` call the function built (and traced) for ``2.0``."""
@@ -207,6 +213,7 @@ def _loss(config, types):
         want = want.value
         input, linear_weight, linear_bias, target, weight, hyper = values
         g, g_lse = cotangent if config.return_lse else (cotangent, None)
+        g = _numerator(g)  # 'parts': the denominator has no gradient, its cotangent is dropped
         g = None if isinstance(g, SymbolicZero) else g
         g_lse = None if isinstance(g_lse, SymbolicZero) else g_lse
         p = _plan(config, *values)
@@ -228,6 +235,7 @@ def _loss(config, types):
                 hyper_cotangents.append(None)
                 continue
             t_value, t_lse = tangent if config.return_lse else (tangent, None)
+            t_value = _numerator(t_value)
             total = jnp.zeros((), jnp.result_type(h))
             if g is not None:
                 total = total + jnp.sum(g * t_value).astype(total.dtype)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.modules.loss import _WeightedLoss
 
+from lossy_core import LossParts
 from lossy_core._linear import (
     chunk_rows, finish, gradients_out, linear_cross_entropy as _core_linear_cross_entropy, plan, position_upstream,
     run,
@@ -86,9 +87,18 @@ def _forward(xp, input, linear_weight, target, linear_bias, weight, config):
     p = plan(input, linear_weight, target, linear_bias=linear_bias, weight=weight, **options)
     one_pass = p.reduction != "none"
     terms, lse, grads = run(p, gradients=needs if one_pass else (False,) * 4)
-    output = finish(xp, p, terms, lse, True)
+    output = _split_parts(*finish(xp, p, terms, lse, True))
     saved = tuple(g for g in grads if g is not None) if one_pass else ()
     return output, saved
+
+
+def _split_parts(loss, lse):
+    """``(loss, lse, denominator)``: a Function's outputs are tensors, so 'parts' hands its
+    numerator (which has the gradient) and its denominator (which has none) over separately;
+    the denominator is a 0-d zero for the other reductions."""
+    if isinstance(loss, LossParts):
+        return loss.numerator, lse, loss.denominator
+    return loss, lse, loss.new_zeros(())
 
 
 def _backward(xp, arrays, saved, upstream):
@@ -123,8 +133,9 @@ class _TracedFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(input, linear_weight, target, linear_bias, weight, config):
-        (loss, lse), saved = _forward(_torch_xp(), input, linear_weight, target, linear_bias, weight, config)
-        return (loss, lse, *saved)
+        (loss, lse, denominator), saved = _forward(_torch_xp(), input, linear_weight, target, linear_bias, weight,
+                                                   config)
+        return (loss, lse, denominator, *saved)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -132,7 +143,7 @@ class _TracedFunction(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         tensors = [t for t in inputs[:5]]
         ctx.layout = [t is not None for t in tensors]
-        ctx.save_for_backward(*(t for t in tensors if t is not None), *output[2:])
+        ctx.save_for_backward(*(t for t in tensors if t is not None), *output[3:])
         ctx.config = inputs[5]
 
     @staticmethod
@@ -157,17 +168,18 @@ class _EagerFunction(torch.autograd.Function):
         xp = p.xp
         one_pass = p.reduction != "none"
         terms, lse, grads = run(p, gradients=needs if one_pass else (False,) * 4)
-        loss, lse = finish(xp, p, terms, lse, True)
+        loss, lse, denominator = _split_parts(*finish(xp, p, terms, lse, True))
         # The plan is rebuilt if a backward recomputes: kept, it would hold a float32 copy of a
         # half-precision weight between forward and backward.
         ctx.config = config
         ctx.arguments = (input, linear_weight, target, linear_bias, weight)
         ctx.grads = gradients_out(xp, p, grads, input, linear_weight, linear_bias, target) if one_pass else None
         ctx.set_materialize_grads(False)
-        return loss, lse
+        ctx.mark_non_differentiable(denominator)
+        return loss, lse, denominator
 
     @staticmethod
-    def backward(ctx, upstream_loss, upstream_lse):
+    def backward(ctx, upstream_loss, upstream_lse, upstream_denominator):
         input, linear_weight, target, linear_bias, weight = ctx.arguments
         grads, ctx.grads = ctx.grads, None  # taken once; a second backward recomputes
         if grads is not None and upstream_lse is None and upstream_loss is not None:
@@ -237,7 +249,9 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
                                           return_lse=return_lse, **core_options)
     config = (core_options, needs)
     function = _TracedFunction if _traced(differentiable) else _EagerFunction
-    loss, lse = function.apply(input, linear_weight, target, linear_bias, weight, config)[:2]
+    loss, lse, denominator = function.apply(input, linear_weight, target, linear_bias, weight, config)[:3]
+    if reduction == "parts":
+        loss = LossParts(loss, denominator)
     return (loss, lse) if return_lse else loss
 
 

@@ -43,7 +43,7 @@ class FocalLoss(torch.nn.Module):
     def forward(self, pred, true):
         return functional.sigmoid_focal_loss(
             pred, true, alpha=self.alpha, gamma=self.gamma,
-            reduction=self.reduction if self.reduction in ("mean", "sum") else "none",
+            reduction=self.reduction if self.reduction in ("mean", "sum", "parts") else "none",
             weight=self.loss_fcn.weight, pos_weight=self.loss_fcn.pos_weight,
         )
 
@@ -60,6 +60,6 @@ class QFocalLoss(FocalLoss):
     def forward(self, pred, true):
         return functional.sigmoid_focal_loss(
             pred, true, alpha=self.alpha, gamma=self.gamma,
-            reduction=self.reduction if self.reduction in ("mean", "sum") else "none",
+            reduction=self.reduction if self.reduction in ("mean", "sum", "parts") else "none",
             weight=self.loss_fcn.weight, pos_weight=self.loss_fcn.pos_weight, modulation="quality",
         )
