@@ -148,3 +148,9 @@ def _bind_linear_cross_entropy():
 
 linear_cross_entropy = _bind_linear_cross_entropy()
 __all__.append("linear_cross_entropy")
+
+
+# The global mean over a named axis (shard_map / pmap / vmap) of reduction="parts".
+from ._sharding import psum_mean  # noqa: E402
+
+__all__.append("psum_mean")
